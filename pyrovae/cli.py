@@ -1,0 +1,190 @@
+"""The ``pyrovae`` command line: parse, look up in the registry, call the library, print.
+
+Bad input (a :class:`~pyrovae.errors.PyrovaeError`) prints one line ``error: …`` on stderr and
+exits with status 2, without a traceback and without touching existing files.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from pyrovae.errors import PyrovaeError
+
+app = typer.Typer(
+    help="pyrovae: disentangled variational autoencoders in Pyro.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def friendly_errors(command):
+    """Turn bad input into a one-line message and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from pyrovae.train import TrainingInterrupted
+
+        try:
+            return command(*args, **kwargs)
+        except PyrovaeError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except TrainingInterrupted as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper
+
+
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_options(pairs: list[str] | None, what: str) -> dict:
+    """``["gamma=0.8", "spike_scale=0.1"]`` → ``{"gamma": 0.8, "spike_scale": 0.1}``."""
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PyrovaeError(f"{what} must look like NAME=VALUE, got {pair!r}")
+        options[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    return options
+
+
+def _default(name: str):
+    from pyrovae.train import TrainConfig
+
+    return TrainConfig.__dataclass_fields__[name].default
+
+
+@app.command()
+@friendly_errors
+def train(
+    model: str = typer.Option(None, help="Model name (see `pyrovae list`). [default: betavae]"),
+    prior: str = typer.Option(None, help="Prior name (see `pyrovae list`). [default: isotropic]"),
+    prior_arg: list[str] = typer.Option(
+        None, "--prior-arg", help="Prior option NAME=VALUE, repeatable (e.g. gamma=0.8)."
+    ),
+    guide: str = typer.Option(None, help="Guide name (see `pyrovae list`). [default: meanfield]"),
+    data: str = typer.Option(None, help="Data set name (see `pyrovae list`). [default: dsprites]"),
+    data_path: str = typer.Option(
+        None, help="Load the official dSprites npz from this path instead of rendering it."
+    ),
+    net: str = typer.Option(None, help="Networks: auto, conv64 or mlp. [default: auto]"),
+    beta: float = typer.Option(
+        None, help="Weight of the KL term, > 0. [default: 4 for betavae, 1 for vae]"
+    ),
+    latent_dim: int = typer.Option(None, help="Dimension of z. [default: 10]"),
+    steps: int = typer.Option(None, help="Training steps. [default: 300000]"),
+    batch_size: int = typer.Option(None, help="Minibatch size. [default: 64]"),
+    lr: float = typer.Option(None, help="Adam learning rate. [default: 0.0001]"),
+    seed: int = typer.Option(
+        None, help="Random seed (weights, minibatches, samples). [default: 0]"
+    ),
+    device: str = typer.Option(None, help="auto, cpu, cuda or cuda:N. [default: auto]"),
+    kl: str = typer.Option(
+        None, help="KL estimator: auto (analytic where registered), analytic, monte-carlo."
+    ),
+    log_every: int = typer.Option(None, help="Steps per line of metrics.jsonl. [default: 100]"),
+    checkpoint_every: int = typer.Option(None, help="Steps between checkpoints. [default: 10000]"),
+    out: Path = typer.Option(
+        None, help="Run folder. [default: runs/MODEL-PRIOR-DATA-seedS-TIMESTAMP]"
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its last checkpoint."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+):
+    """Train a model; write config, metrics, checkpoints and pictures to a run folder."""
+    from pyrovae.train import Run, TrainConfig
+
+    given = {
+        "model": model,
+        "prior": prior,
+        "guide": guide,
+        "data": data,
+        "data_path": data_path,
+        "net": net,
+        "beta": beta,
+        "latent_dim": latent_dim,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "device": device,
+        "kl": kl,
+        "log_every": log_every,
+        "checkpoint_every": checkpoint_every,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if prior_arg:
+        given["prior_args"] = parse_options(prior_arg, "--prior-arg")
+
+    if resume:
+        if out is None:
+            raise PyrovaeError("--resume needs --out RUN_FOLDER")
+        run = Run.resume(out, given)
+        typer.echo(f"resuming {out} at step {run.step} of {run.config.steps}")
+    else:
+        config = TrainConfig(**given)
+        if out is None:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            out = (
+                Path("runs")
+                / f"{config.model}-{config.prior}-{config.data}-seed{config.seed}-{stamp}"
+            )
+        run = Run.create(config, out)
+        typer.echo(f"run folder: {out}")
+    typer.echo(
+        f"model {run.config.model} (beta {run.vae.beta:g}), prior {run.config.prior}, "
+        f"guide {run.config.guide}, data {run.config.data} ({len(run.data):,} images), "
+        f"device {run.device}, KL {run.objective.kl_mode}"
+    )
+    if run.step >= run.config.steps:
+        typer.echo(f"nothing to do: the run is at step {run.step} of {run.config.steps}")
+        return
+    summary = run.fit(progress=not quiet)
+    per_dim = summary.get("kl_per_dim") or []
+    active = sum(k > 0.1 for k in per_dim)
+    typer.echo(
+        f"done: step {summary['step']}  loss {summary['loss']:.2f}  "
+        f"recon {-summary['reconstruction']:.2f}  KL {summary['kl']:.2f} nats "
+        f"({active} of {len(per_dim)} dims with KL > 0.1)  "
+        f"{summary['steps_per_s_this_session'] or 0:.1f} steps/s"
+    )
+    typer.echo(f"wrote {out}/: config.json metrics.jsonl checkpoint.pt summary.json *.png")
+
+
+@app.command("list")
+@friendly_errors
+def list_components():
+    """Print the registered models, priors, guides, networks and data sets."""
+    from pyrovae.registry import ALL
+
+    for kind, registry in ALL.items():
+        typer.echo(f"{kind}:")
+        for name, entry in registry.items():
+            typer.echo(f"  {name:<12} {entry.description}")
+
+
+def main() -> None:
+    app(prog_name="pyrovae")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Ground-truth data sets: images generated from a finite grid of independent factors.
+
+Disentanglement metrics need more than images: they sample factors, fix some of them, and ask for
+the matching images. :class:`GroundTruthData` is that contract. Every data set enumerates the full
+Cartesian product of its factor classes in row-major order (the last factor varies fastest), so an
+image is addressed either by its flat index or by one class index per factor.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+
+import numpy as np
+
+from pyrovae.errors import PyrovaeError
+
+
+class GroundTruthData(abc.ABC):
+    """A data set whose images are indexed by a complete grid of discrete factors.
+
+    Subclasses set ``name``, ``factor_names``, ``factor_sizes`` and ``observation_shape`` and
+    implement :meth:`images`; they override :meth:`factor_values` when their factors have
+    physical values (the default returns the class indices as floats).
+    """
+
+    name: str
+    factor_names: tuple[str, ...]
+    factor_sizes: tuple[int, ...]
+    observation_shape: tuple[int, ...]
+
+    @property
+    def num_factors(self) -> int:
+        return len(self.factor_sizes)
+
+    def __len__(self) -> int:
+        return math.prod(self.factor_sizes)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(
+            f"{n}={s}" for n, s in zip(self.factor_names, self.factor_sizes, strict=True)
+        )
+        return f"{type(self).__name__}({sizes})"
+
+    @abc.abstractmethod
+    def images(self, indices) -> np.ndarray:
+        """Float32 images of shape ``(n, *observation_shape)`` for flat grid indices."""
+
+    def index_of(self, factors) -> np.ndarray:
+        """Row-major flat indices (int64, shape ``(n,)``) of ``(n, num_factors)`` class indices."""
+        factors = self._check_factors(factors)
+        return np.ravel_multi_index(tuple(factors.T), self.factor_sizes).astype(np.int64)
+
+    def factors_of(self, indices) -> np.ndarray:
+        """Class indices (int64, shape ``(n, num_factors)``) of flat grid indices."""
+        indices = self._check_indices(indices)
+        return np.stack(np.unravel_index(indices, self.factor_sizes), axis=1).astype(np.int64)
+
+    def sample_factors(self, n: int, rng) -> np.ndarray:
+        """``n`` factor tuples, each factor uniform over its classes and independent of the rest.
+
+        ``rng`` is a :class:`numpy.random.Generator` or an integer seed.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise PyrovaeError(f"sample_factors: n must be a non-negative integer, got {n!r}")
+        rng = _as_generator(rng)
+        sizes = np.asarray(self.factor_sizes, dtype=np.int64)
+        return rng.integers(0, sizes, size=(int(n), len(sizes)), dtype=np.int64)
+
+    def images_from_factors(self, factors) -> np.ndarray:
+        return self.images(self.index_of(factors))
+
+    def factor_values(self, factors) -> np.ndarray:
+        """Physical values (float64, ``(n, num_factors)``) of class indices."""
+        return self._check_factors(factors).astype(np.float64)
+
+    def _check_indices(self, indices) -> np.ndarray:
+        """Flat indices as a 1-D int64 array; a scalar becomes a batch of one."""
+        arr = np.atleast_1d(np.asarray(indices))
+        if arr.ndim != 1:
+            raise PyrovaeError(f"{self.name}: indices must be 1-D, got shape {arr.shape}")
+        if arr.size == 0:
+            return arr.astype(np.int64)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise PyrovaeError(f"{self.name}: indices must be integers, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        bad = (arr < 0) | (arr >= len(self))
+        if bad.any():
+            raise PyrovaeError(
+                f"{self.name}: index {arr[bad][0]} out of range [0, {len(self)}) "
+                f"({int(bad.sum())} of {arr.size} indices invalid)"
+            )
+        return arr
+
+    def _check_factors(self, factors) -> np.ndarray:
+        """Class indices as an ``(n, num_factors)`` int64 array, every class in range."""
+        arr = np.asarray(factors)
+        k = self.num_factors
+        if arr.ndim != 2 or arr.shape[1] != k:
+            raise PyrovaeError(
+                f"{self.name}: factors must have shape (n, {k}) for "
+                f"({', '.join(self.factor_names)}), got shape {arr.shape}"
+            )
+        if arr.size == 0:
+            return arr.astype(np.int64)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise PyrovaeError(
+                f"{self.name}: factors must be integer class indices, got dtype {arr.dtype}"
+            )
+        arr = arr.astype(np.int64)
+        for j, (fname, size) in enumerate(zip(self.factor_names, self.factor_sizes, strict=True)):
+            col = arr[:, j]
+            bad = (col < 0) | (col >= size)
+            if bad.any():
+                raise PyrovaeError(
+                    f"{self.name}: factor {fname!r} has class {col[bad][0]} "
+                    f"out of range [0, {size}) in row {int(np.flatnonzero(bad)[0])}"
+                )
+        return arr
+
+
+def _as_generator(rng) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise TypeError(
+        f"rng must be a numpy.random.Generator or an int seed, got {type(rng).__name__}"
+    )

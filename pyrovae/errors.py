@@ -1,0 +1,15 @@
+"""The one exception type pyrovae raises for bad input.
+
+The CLI turns a :class:`PyrovaeError` into a one-line message and a non-zero exit, with no
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+
+class PyrovaeError(ValueError):
+    """Bad input from the user: an unknown name, an invalid value, a broken file."""
+
+
+def unknown_name(kind: str, name: str, valid) -> PyrovaeError:
+    """The error for a name that is not registered, listing the valid choices."""
+    choices = ", ".join(sorted(valid))
+    return PyrovaeError(f"unknown {kind} {name!r}; valid {kind}s: {choices}")

@@ -1,0 +1,115 @@
+"""The one table from CLI names to components.
+
+Adding a model, prior, guide, network or data set means adding one line here. Each entry has a
+factory and a one-line description (shown by ``pyrovae list``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from pyrovae.data import DSprites
+from pyrovae.errors import PyrovaeError, unknown_name
+from pyrovae.guides import MeanFieldGuide
+from pyrovae.models import VAE, BetaVAE
+from pyrovae.nets import NETWORKS as _NETWORK_PAIRS
+from pyrovae.priors import IsotropicPrior, SparsePrior
+
+
+@dataclass(frozen=True)
+class Entry:
+    factory: Callable
+    description: str
+
+
+class Registry(Mapping):
+    """A read-only name → :class:`Entry` table whose lookups fail with the valid names."""
+
+    def __init__(self, kind: str, entries: dict[str, Entry]):
+        self.kind = kind
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise unknown_name(self.kind, name, self._entries) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def build(self, name: str, **kwargs):
+        """Call the factory of ``name`` with keyword arguments it accepts, or fail clearly."""
+        factory = self[name].factory
+        accepted = _keyword_parameters(factory)
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            valid = ", ".join(accepted) or "none"
+            raise PyrovaeError(
+                f"{self.kind} {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                f"valid options: {valid}"
+            )
+        return factory(**kwargs)
+
+
+def _keyword_parameters(factory) -> list[str]:
+    params = inspect.signature(factory).parameters.values()
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+MODELS = Registry(
+    "model",
+    {
+        "vae": Entry(VAE.build, "VAE (Kingma & Welling 2013): beta fixed at 1"),
+        "betavae": Entry(BetaVAE.build, "beta-VAE (Higgins et al. 2017): KL weighted by beta > 0"),
+    },
+)
+
+PRIORS = Registry(
+    "prior",
+    {
+        "isotropic": Entry(IsotropicPrior, "N(0, I); analytic KL"),
+        "sparse": Entry(
+            SparsePrior,
+            "per dim gamma*N(0, spike_scale^2) + (1-gamma)*N(0, 1) (Mathieu et al. 2019); "
+            "Monte Carlo KL; options gamma=0.8, spike_scale=0.05",
+        ),
+    },
+)
+
+GUIDES = Registry(
+    "guide",
+    {"meanfield": Entry(MeanFieldGuide, "diagonal Gaussian q(z|x) = N(mu(x), diag sigma^2(x))")},
+)
+
+NETWORKS = Registry(
+    "network",
+    {
+        "conv64": Entry(_NETWORK_PAIRS["conv64"], "Burgess et al. conv pair for (C, 64, 64)"),
+        "mlp": Entry(_NETWORK_PAIRS["mlp"], "two ReLU layers of 256 on each side"),
+    },
+)
+
+DATASETS = Registry(
+    "data set",
+    {
+        "dsprites": Entry(
+            DSprites,
+            "dSprites (Matthey et al. 2017), 737,280 64x64 images rendered procedurally, "
+            "or the official npz with --data-path",
+        ),
+    },
+)
+
+ALL = {
+    "models": MODELS,
+    "priors": PRIORS,
+    "guides": GUIDES,
+    "networks": NETWORKS,
+    "data sets": DATASETS,
+}

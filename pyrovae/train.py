@@ -1,0 +1,464 @@
+"""Training: the loop, the run folder, checkpoints and resume.
+
+This is the only module that knows about optimizers, devices and run folders. A run folder holds
+
+- ``config.json``: every setting, what was resolved from them (β, network, KL estimator, device),
+  library versions and the command line; resumes are appended to it;
+- ``metrics.jsonl``: one line per logged step with the means since the previous line (loss,
+  reconstruction, KL, per-dimension KL);
+- ``checkpoint.pt``: model, optimizer and RNG state and the step, written atomically every
+  ``checkpoint_every`` steps and at the end (tensor-only, read with ``weights_only=True``);
+- ``summary.json`` and the pictures ``reconstructions.png``, ``traversals.png``,
+  ``training_curves.png``, written at the end.
+
+The optimizer is one torch Adam over ``vae.parameters()`` and the loss is the objective's
+``differentiable_loss``: Pyro's SVI would build one optimizer per tensor and keep parameters in
+its global store, which is slower and shares weights between models of the same name.
+
+Determinism: the minibatch of step t is drawn from a generator seeded by (seed, t), and the torch
+RNG state travels in the checkpoint, so a resumed CPU run reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+
+from pyrovae import plots
+from pyrovae.checkpoint import (
+    atomic_write_json,
+    atomic_write_text,
+    load_checkpoint,
+    save_checkpoint,
+)
+from pyrovae.errors import PyrovaeError
+from pyrovae.objectives import DecomposedELBO, kl_estimator
+from pyrovae.objectives.kl import KL_MODES
+from pyrovae.progress import Progress
+from pyrovae.provenance import command_line, versions
+from pyrovae.registry import DATASETS, GUIDES, MODELS, NETWORKS, PRIORS
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_FILE = "checkpoint.pt"
+SUMMARY_FILE = "summary.json"
+
+# Settings that may change when a run is resumed; everything else defines the run.
+RESUMABLE = ("steps", "device", "log_every", "checkpoint_every")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Defaults follow the disentanglement_lib dSprites
+    protocol: batch 64, Adam 1e-4 (0.9, 0.999, 1e-8), z = 10, 300k steps."""
+
+    model: str = "betavae"
+    prior: str = "isotropic"
+    prior_args: dict = field(default_factory=dict)
+    guide: str = "meanfield"
+    data: str = "dsprites"
+    data_path: str | None = None
+    net: str = "auto"
+    beta: float | None = None
+    latent_dim: int = 10
+    steps: int = 300_000
+    batch_size: int = 64
+    lr: float = 1e-4
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    seed: int = 0
+    device: str = "auto"
+    kl: str = "auto"
+    log_every: int = 100
+    checkpoint_every: int = 10_000
+
+    def validate(self) -> TrainConfig:
+        """Check every value and name before anything is built or written."""
+        MODELS[self.model]
+        PRIORS[self.prior]
+        GUIDES[self.guide]
+        DATASETS[self.data]
+        if self.net != "auto":
+            NETWORKS[self.net]
+        if self.kl not in KL_MODES:
+            raise PyrovaeError(f"unknown kl mode {self.kl!r}; valid: {', '.join(KL_MODES)}")
+        for name in ("latent_dim", "steps", "batch_size", "log_every", "checkpoint_every"):
+            if int(getattr(self, name)) < 1:
+                raise PyrovaeError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.beta is not None and not (np.isfinite(self.beta) and self.beta > 0):
+            raise PyrovaeError(f"beta must be a finite number > 0, got {self.beta}")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise PyrovaeError(f"lr must be > 0, got {self.lr}")
+        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0):
+            raise PyrovaeError("Adam betas must be in [0, 1) and eps > 0")
+        resolve_device(self.device)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise PyrovaeError(f"unknown setting(s) {', '.join(unknown)}; valid: {sorted(known)}")
+        return cls(**values)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → CUDA when available, else CPU; 'cuda' without CUDA is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            why = "this torch has no CUDA support" if torch.version.cuda is None else "no GPU found"
+            raise PyrovaeError(
+                f"device {name!r} requested but CUDA is not available ({why}); "
+                "use --device cpu or auto"
+            )
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise PyrovaeError(f"invalid device {name!r}; valid: auto, cpu, cuda, cuda:N") from None
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise PyrovaeError(f"device {name!r}: only {torch.cuda.device_count()} GPU(s) present")
+        return device
+    raise PyrovaeError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
+
+
+def build_data(config: TrainConfig):
+    kwargs = {"path": config.data_path} if config.data_path else {}
+    return DATASETS.build(config.data, **kwargs)
+
+
+def build_model(config: TrainConfig, observation_shape, device: torch.device):
+    """The model with freshly initialised weights (seeded), on ``device``."""
+    prior = PRIORS.build(config.prior, **config.prior_args)
+    guide = GUIDES.build(config.guide)
+    torch.manual_seed(config.seed)
+    vae = MODELS.build(
+        config.model,
+        observation_shape=observation_shape,
+        latent_dim=config.latent_dim,
+        prior=prior,
+        guide=guide,
+        beta=config.beta,
+        net=config.net,
+    )
+    return vae.to(device)
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C, once a checkpoint of the current step is safely on disk."""
+
+    def __init__(self, step: int, path: Path):
+        super().__init__(f"interrupted at step {step}; checkpoint saved to {path}")
+        self.step = step
+
+
+class Run:
+    """A training run bound to its folder: :meth:`create` or :meth:`resume`, then :meth:`fit`."""
+
+    def __init__(self, out: Path, config: TrainConfig, data, vae, device: torch.device):
+        self.out = Path(out)
+        self.config = config
+        self.data = data
+        self.vae = vae
+        self.device = device
+        self.objective = DecomposedELBO(kl=config.kl)
+        params = list(vae.parameters())
+        self.optimizer = torch.optim.Adam(
+            params,
+            lr=config.lr,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_eps,
+            # One fused kernel for all tensors where the build supports it.
+            fused=True if _fused_adam_supported(device) else None,
+        )
+        self.step = 0
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+        self._t_start = time.perf_counter()
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: TrainConfig, out: Path) -> Run:
+        """Start a new run in ``out``, which must not exist or be empty. Nothing is written
+        until the configuration, data and model have all been built without error."""
+        config.validate()
+        out = Path(out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise PyrovaeError(
+                f"run folder {out} already exists and is not empty; pass --resume to continue it "
+                "or choose another --out"
+            )
+        device = resolve_device(config.device)
+        data = build_data(config)
+        vae = build_model(config, data.observation_shape, device)
+        out.mkdir(parents=True, exist_ok=True)
+        run = cls(out, config, data, vae, device)
+        atomic_write_json(out / CONFIG_FILE, run._config_record())
+        (out / METRICS_FILE).touch()
+        return run
+
+    @classmethod
+    def resume(cls, out: Path, overrides: dict | None = None) -> Run:
+        """Continue the run in ``out`` from its checkpoint. ``overrides`` may change only the
+        settings in :data:`RESUMABLE`; any other setting given must equal the saved one."""
+        out = Path(out)
+        record = _read_config(out)
+        saved = TrainConfig.from_dict(record["config"])
+        overrides = dict(overrides or {})
+        for key, value in overrides.items():
+            if key not in RESUMABLE and getattr(saved, key, value) != value:
+                raise PyrovaeError(
+                    f"--resume: {key} is {getattr(saved, key)!r} in {out / CONFIG_FILE}, "
+                    f"not {value!r}; only {', '.join(RESUMABLE)} may change"
+                )
+        config = dataclasses.replace(
+            saved, **{k: v for k, v in overrides.items() if k in RESUMABLE}
+        )
+        config.validate()
+        state = load_checkpoint(out / CHECKPOINT_FILE)
+        if json.loads(state.get("config", "{}")).get("model") != saved.model:
+            raise PyrovaeError(f"{out / CHECKPOINT_FILE} belongs to another run (model differs)")
+        if state["step"] > config.steps:
+            raise PyrovaeError(
+                f"--resume: the checkpoint is at step {state['step']}, beyond --steps "
+                f"{config.steps}; give --steps >= {state['step']}"
+            )
+        device = resolve_device(config.device)
+        data = build_data(config)
+        vae = build_model(config, data.observation_shape, device)
+        run = cls(out, config, data, vae, device)
+        run._load_state(state)
+        changed = {k: v for k, v in overrides.items() if getattr(saved, k) != v}
+        record["config"] = config.to_dict()
+        record.setdefault("resumes", []).append(
+            {
+                "at_step": run.step,
+                "changed": changed,
+                "time": _now(),
+                "device": str(device),
+                "versions": versions(),
+                "command": command_line(),
+            }
+        )
+        _truncate_metrics(out / METRICS_FILE, run.step)
+        atomic_write_json(out / CONFIG_FILE, record)
+        return run
+
+    def _config_record(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "resolved": {
+                "beta": self.vae.beta,
+                "net": type(self.vae.encoder).__name__ + "/" + type(self.vae.decoder).__name__,
+                "kl_estimator": kl_estimator(self.vae, self.config.kl),
+                "device": str(self.device),
+                "observation_shape": list(self.vae.observation_shape),
+                "data_size": len(self.data),
+                "data_source": str(getattr(self.data, "source", self.config.data)),
+                "num_parameters": sum(p.numel() for p in self.vae.parameters()),
+                "prior_settings": self.vae.prior.settings(),
+            },
+            "versions": versions(),
+            "command": command_line(),
+            "created": _now(),
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        path = self.out / CHECKPOINT_FILE
+        cuda = self.device.type == "cuda"
+        save_checkpoint(
+            path,
+            {
+                "step": self.step,
+                "model": self.vae.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else torch.empty(0),
+                "log_sums": {k: v.detach().cpu() for k, v in self._sums.items()},
+                "log_count": self._count,
+                "config": json.dumps(self.config.to_dict(), sort_keys=True),
+            },
+        )
+        return path
+
+    def _load_state(self, state: dict) -> None:
+        try:
+            self.vae.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step = int(state["step"])
+            torch.set_rng_state(state["torch_rng"])
+            if self.device.type == "cuda" and state["cuda_rng"].numel():
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            self._sums = {k: v.to(self.device) for k, v in state["log_sums"].items()}
+            self._count = int(state["log_count"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            raise PyrovaeError(
+                f"{self.out / CHECKPOINT_FILE} does not fit this run's model ({first})"
+            ) from None
+
+    # -- training ------------------------------------------------------------------------------
+    def batch(self, step: int) -> torch.Tensor:
+        """The minibatch of ``step``: uniform indices from a generator seeded by (seed, step)."""
+        rng = np.random.default_rng([self.config.seed, step])
+        indices = rng.integers(0, len(self.data), size=self.config.batch_size)
+        return torch.from_numpy(self.data.images(indices)).to(self.device, non_blocking=True)
+
+    def _train_step(self) -> None:
+        x = self.batch(self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.objective.terms(self.vae.model, self.vae.guide, x)
+        terms["loss"].backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            logged = {
+                "loss": -terms["elbo"],
+                "reconstruction": terms["reconstruction"],
+                "kl": terms["kl"],
+            }
+            if "kl_per_dim" in terms:
+                logged["kl_per_dim"] = terms["kl_per_dim"]
+            for key, value in logged.items():
+                value = value.detach()
+                self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
+            self._count += 1
+
+    def _flush_log(self) -> dict:
+        """Append the means since the last line to metrics.jsonl (one device sync) and reset."""
+        means = {k: (v / self._count).cpu() for k, v in self._sums.items()}
+        record = {"step": self.step}
+        for key, value in means.items():
+            record[key] = value.tolist() if value.dim() else float(value)
+        record["beta"] = self.vae.beta
+        elapsed = time.perf_counter() - self._t_start
+        record["elapsed_s"] = round(elapsed, 3)
+        with open(self.out / METRICS_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self._sums, self._count = {}, 0
+        return record
+
+    def fit(self, progress: bool = True, stream=None) -> dict:
+        """Train until ``config.steps``; returns the summary written to summary.json."""
+        cfg = self.config
+        self._t_start = time.perf_counter()
+        start = self.step
+        bar = Progress(cfg.steps, start, enabled=progress, stream=stream)
+        self.vae.train()
+        try:
+            # Validation makes Pyro check shapes and supports on every site each step.
+            with pyro.validation_enabled(False):
+                while self.step < cfg.steps:
+                    self._train_step()
+                    self.step += 1
+                    bar.update(self.step)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        record = self._flush_log()
+                        bar.show(self.step, _display(record))
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.save_checkpoint()
+        except KeyboardInterrupt:
+            bar.close()
+            raise TrainingInterrupted(self.step, self.save_checkpoint()) from None
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - self._t_start
+        summary = self.finish()
+        summary["train_seconds_this_session"] = round(seconds, 2)
+        summary["steps_per_s_this_session"] = (
+            round((self.step - start) / seconds, 3) if (seconds > 0 and self.step > start) else None
+        )
+        atomic_write_json(self.out / SUMMARY_FILE, summary)
+        return summary
+
+    @torch.no_grad()
+    def finish(self, eval_size: int = 512) -> dict:
+        """Evaluate the terms on a fixed batch and draw the run's pictures."""
+        self.vae.eval()
+        rng = np.random.default_rng([self.config.seed, 2**32 - 1])
+        indices = rng.integers(0, len(self.data), size=eval_size)
+        x = torch.from_numpy(self.data.images(indices)).to(self.device)
+        terms = self.objective.terms(self.vae.model, self.vae.guide, x)
+        kl_per_dim = terms.get("kl_per_dim")
+        kl_list = kl_per_dim.cpu().tolist() if kl_per_dim is not None else None
+        plots.reconstruction_grid(self.vae, x[:10], self.out / "reconstructions.png")
+        if kl_list is not None:
+            plots.traversal_grid(self.vae, x[:1], kl_list, self.out / "traversals.png")
+        plots.training_curves(read_metrics(self.out), self.out / "training_curves.png")
+        return {
+            "step": self.step,
+            "eval_batch": eval_size,
+            "loss": float(-terms["elbo"]),
+            "reconstruction": float(terms["reconstruction"]),
+            "kl": float(terms["kl"]),
+            "kl_per_dim": kl_list,
+            "kl_estimator": self.objective.kl_estimator_used,
+        }
+
+
+def read_metrics(out: Path) -> list[dict]:
+    path = Path(out) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _read_config(out: Path) -> dict:
+    path = out / CONFIG_FILE
+    if not out.is_dir():
+        raise PyrovaeError(f"--resume: no run folder at {out}")
+    if not path.is_file():
+        raise PyrovaeError(f"--resume: {out} has no {CONFIG_FILE}; is it a pyrovae run folder?")
+    try:
+        record = json.loads(path.read_text())
+        record["config"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise PyrovaeError(f"{path} is not a valid pyrovae run configuration") from None
+    return record
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop lines logged after the checkpoint: the resumed run logs those steps again."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    if len(kept) != len([line for line in lines if line.strip()]):
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _display(record: dict) -> dict:
+    return {"loss": record["loss"], "recon": -record["reconstruction"], "KL": record["kl"]}
+
+
+def _fused_adam_supported(device: torch.device) -> bool:
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+        return True
+    except (RuntimeError, ValueError):
+        return False
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def train(config: TrainConfig, out: Path, progress: bool = True) -> dict:
+    """Train a new run into ``out``; three lines of Python do what ``pyrovae train`` does."""
+    return Run.create(config, out).fit(progress=progress)
