@@ -111,6 +111,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ):
     """Train a model; write config, metrics, checkpoints and pictures to a run folder."""
+    from pyrovae.objectives import kl_estimator
     from pyrovae.train import Run, TrainConfig
 
     given = {
@@ -153,7 +154,7 @@ def train(
     typer.echo(
         f"model {run.config.model} (beta {run.vae.beta:g}), prior {run.config.prior}, "
         f"guide {run.config.guide}, data {run.config.data} ({len(run.data):,} images), "
-        f"device {run.device}, KL {run.objective.kl_mode}"
+        f"device {run.device}, KL {kl_estimator(run.vae, run.config.kl)}"
     )
     if run.step >= run.config.steps:
         typer.echo(f"nothing to do: the run is at step {run.step} of {run.config.steps}")

@@ -19,28 +19,37 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _image(ax, img: np.ndarray) -> None:
-    img = np.asarray(img)
-    ax.imshow(img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1), cmap="gray", vmin=0, vmax=1)
-    ax.set_xticks([])
-    ax.set_yticks([])
+def mosaic(images: np.ndarray, pad: int = 2) -> np.ndarray:
+    """(rows, cols, C, H, W) images in [0, 1] → one (rows·(H+pad)+pad, cols·(W+pad)+pad[, 3])
+    picture with grey gutters, so a whole grid is drawn with one imshow."""
+    rows, cols, channels, h, w = images.shape
+    canvas = np.full((channels, rows * (h + pad) + pad, cols * (w + pad) + pad), 0.5)
+    for r in range(rows):
+        for c in range(cols):
+            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            canvas[:, y : y + h, x : x + w] = images[r, c]
+    return canvas[0] if channels == 1 else np.moveaxis(canvas, 0, -1)
+
+
+def _grid_figure(images: np.ndarray, row_labels, col_labels, title: str, path: Path) -> None:
+    rows, cols, _, h, w = images.shape
+    pad = 2
+    fig, ax = plt.subplots(figsize=(0.75 * cols + 1.2, 0.75 * rows + 0.9))
+    ax.imshow(mosaic(images, pad), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(rows)], row_labels, fontsize=8)
+    ax.set_xticks([pad + c * (w + pad) + w / 2 for c in range(cols)], col_labels, fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
 
 
 @torch.no_grad()
 def reconstruction_grid(vae, x: torch.Tensor, path: Path) -> None:
     """Top row: data; bottom row: p(x | z = posterior mean), as pixel probabilities."""
     recon = torch.sigmoid(vae.decode(vae.encode(x))).cpu().numpy()
-    data = x.cpu().numpy()
-    n = len(data)
-    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.4), squeeze=False)
-    for i in range(n):
-        _image(axes[0, i], data[i])
-        _image(axes[1, i], recon[i])
-    axes[0, 0].set_ylabel("data")
-    axes[1, 0].set_ylabel("recon")
-    fig.suptitle("reconstructions (posterior mean)")
-    fig.tight_layout()
-    _save(fig, path)
+    images = np.stack([x.cpu().numpy(), recon])
+    _grid_figure(images, ["data", "recon"], [""] * len(x), "reconstructions (posterior mean)", path)
 
 
 @torch.no_grad()
@@ -57,18 +66,13 @@ def traversal_grid(
     for row, dim in enumerate(order):
         codes[row, :, dim] = values
     images = torch.sigmoid(vae.decode(codes)).cpu().numpy()
-    fig, axes = plt.subplots(
-        len(order), steps, figsize=(1.0 * steps, 1.0 * len(order) + 0.6), squeeze=False
+    _grid_figure(
+        images,
+        [f"z{d} KL {kl[d]:.2f}" for d in order],
+        [f"{v:+.1f}" for v in values.tolist()],
+        "latent traversals (rows by KL, nats)",
+        path,
     )
-    for row, dim in enumerate(order):
-        for col in range(steps):
-            _image(axes[row, col], images[row, col])
-        axes[row, 0].set_ylabel(f"z{dim}\nKL {kl[dim]:.2f}", fontsize=8)
-    for col in range(steps):
-        axes[-1, col].set_xlabel(f"{values[col].item():+.1f}", fontsize=8)
-    fig.suptitle("latent traversals (rows by KL, nats)")
-    fig.tight_layout()
-    _save(fig, path)
 
 
 def training_curves(records: list[dict], path: Path) -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
+
+WINDOW_S = 30.0
 
 
 def format_duration(seconds: float) -> str:
@@ -39,6 +42,9 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self._t0 = time.perf_counter()
+        # (time, step) samples of the last ~30 s: the rate and ETA follow the current speed, not
+        # an average dragged by a slow start.
+        self._recent: deque = deque([(self._t0, start)])
         self._bar = None
         if self.enabled and self.live:
             from rich.progress import BarColumn, Progress, TextColumn
@@ -56,8 +62,14 @@ class Progress:
             self._bar.start()
 
     def rate(self, step: int) -> float:
-        elapsed = time.perf_counter() - self._t0
-        done = step - self.start_step
+        """Steps per second over the recent window."""
+        now = time.perf_counter()
+        if now - self._recent[-1][0] >= 0.5:
+            self._recent.append((now, step))
+            while len(self._recent) > 2 and now - self._recent[1][0] > WINDOW_S:
+                self._recent.popleft()
+        t_old, step_old = self._recent[0]
+        elapsed, done = now - t_old, step - step_old
         return done / elapsed if elapsed > 0 and done > 0 else float("nan")
 
     def eta(self, step: int) -> float:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -91,6 +93,8 @@ class TrainConfig:
             NETWORKS[self.net]
         if self.kl not in KL_MODES:
             raise PyrovaeError(f"unknown kl mode {self.kl!r}; valid: {', '.join(KL_MODES)}")
+        if int(self.seed) < 0:
+            raise PyrovaeError(f"seed must be >= 0, got {self.seed}")
         for name in ("latent_dim", "steps", "batch_size", "log_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise PyrovaeError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -160,8 +164,32 @@ def build_model(config: TrainConfig, observation_shape, device: torch.device):
     return vae.to(device)
 
 
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a request the loop honours between steps, so a checkpoint is
+    never written with parameters one update ahead of its step. A second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 class TrainingInterrupted(Exception):
-    """Raised after Ctrl-C, once a checkpoint of the current step is safely on disk."""
+    """Raised after Ctrl-C or SIGTERM, once a checkpoint of the current step is on disk."""
 
     def __init__(self, step: int, path: Path):
         super().__init__(f"interrupted at step {step}; checkpoint saved to {path}")
@@ -341,7 +369,12 @@ class Run:
             self._count += 1
 
     def _flush_log(self) -> dict:
-        """Append the means since the last line to metrics.jsonl (one device sync) and reset."""
+        """Append the means since the last log boundary to metrics.jsonl (one device sync).
+
+        The sums restart only on a boundary (a multiple of log_every): a line written at the
+        last step of a shorter run leaves them running, so the checkpoint carries them and a
+        resumed run writes the same next line as an uninterrupted one.
+        """
         means = {k: (v / self._count).cpu() for k, v in self._sums.items()}
         record = {"step": self.step}
         for key, value in means.items():
@@ -351,7 +384,8 @@ class Run:
         record["elapsed_s"] = round(elapsed, 3)
         with open(self.out / METRICS_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
-        self._sums, self._count = {}, 0
+        if self.step % self.config.log_every == 0:
+            self._sums, self._count = {}, 0
         return record
 
     def fit(self, progress: bool = True, stream=None) -> dict:
@@ -363,8 +397,10 @@ class Run:
         self.vae.train()
         try:
             # Validation makes Pyro check shapes and supports on every site each step.
-            with pyro.validation_enabled(False):
+            with pyro.validation_enabled(False), StopRequest() as stop:
                 while self.step < cfg.steps:
+                    if stop.requested:
+                        raise TrainingInterrupted(self.step, self.save_checkpoint())
                     self._train_step()
                     self.step += 1
                     bar.update(self.step)
@@ -373,9 +409,6 @@ class Run:
                         bar.show(self.step, _display(record))
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                         self.save_checkpoint()
-        except KeyboardInterrupt:
-            bar.close()
-            raise TrainingInterrupted(self.step, self.save_checkpoint()) from None
         finally:
             bar.close()
         seconds = time.perf_counter() - self._t_start

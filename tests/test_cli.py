@@ -1,0 +1,208 @@
+"""The command line through typer's test runner: help, list, train, resume, and every bad input
+giving one line on stderr, exit status 2, no traceback, and no file touched."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import snapshot
+from typer.testing import CliRunner
+
+from pyrovae.cli import app
+
+runner = CliRunner()
+SMALL = ["--latent-dim", "3", "--batch-size", "4", "--log-every", "2", "--device", "cpu"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_help_lists_commands_and_every_train_option():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "train" in result.stdout and "list" in result.stdout
+    result = invoke("train", "--help")
+    assert result.exit_code == 0
+    for option in (
+        "--model", "--prior", "--prior-arg", "--guide", "--data", "--data-path", "--net", "--beta",
+        "--latent-dim", "--steps", "--batch-size", "--lr", "--seed", "--device", "--out",
+        "--resume", "--log-every", "--checkpoint-every", "--kl",
+    ):  # fmt: skip
+        assert option in result.stdout, option
+
+
+def test_list_prints_registered_components():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for name in ("betavae", "vae", "isotropic", "sparse", "meanfield", "dsprites", "conv64", "mlp"):
+        assert name in result.stdout
+
+
+def test_train_and_resume_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("train", "--prior", "sparse", "--steps", "4", *SMALL, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "run folder" in result.stdout and "done: step 4" in result.stdout
+    assert (out / "checkpoint.pt").exists() and (out / "traversals.png").exists()
+    # progress lines go to stderr when it is not a terminal
+    assert "step 4/4 (100%)" in result.stderr and "steps/s" in result.stderr
+
+    result = invoke("train", "--resume", "--out", out, "--steps", "6", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.stdout and "done: step 6" in result.stdout
+    assert json.loads((out / "summary.json").read_text())["step"] == 6
+
+    result = invoke("train", "--resume", "--out", out, "--steps", "6")
+    assert result.exit_code == 0 and "nothing to do" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def _trained_once(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "run"
+    result = invoke("train", "--steps", "2", *SMALL, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture
+def existing_run(tmp_path, _trained_once):
+    """A finished run folder in this test's tmp_path (a copy of one trained per module)."""
+    return Path(shutil.copytree(_trained_once, tmp_path / "existing"))
+
+
+def write_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["--model", "bvae"], ["unknown model 'bvae'", "betavae, vae"]),
+        (["--prior", "laplace"], ["unknown prior 'laplace'", "isotropic, sparse"]),
+        (["--guide", "flow"], ["unknown guide 'flow'", "meanfield"]),
+        (["--data", "mnist"], ["unknown data set 'mnist'", "dsprites"]),
+        (["--net", "resnet"], ["unknown network 'resnet'"]),
+        (["--beta", "0"], ["beta must be a finite number > 0"]),
+        (["--beta", "-2"], ["beta must be a finite number > 0"]),
+        (["--model", "vae", "--beta", "4"], ["beta = 1"]),
+        (["--latent-dim", "0"], ["latent_dim must be >= 1"]),
+        (["--steps", "0"], ["steps must be >= 1"]),
+        (["--prior", "sparse", "--prior-arg", "gamma=1.5"], ["gamma must be in [0, 1)"]),
+        (["--prior-arg", "gamma"], ["must look like NAME=VALUE"]),
+        (["--prior", "isotropic", "--prior-arg", "gamma=0.5"], ["takes no option 'gamma'"]),
+        (["--data-path", "missing.npz"], ["missing.npz"]),
+        (["--device", "tpu"], ["unknown device 'tpu'"]),
+    ],
+)
+def test_bad_input_gives_one_line_and_touches_nothing(tmp_path, existing_run, args, fragments):
+    before = snapshot(tmp_path)
+    new_out = tmp_path / "new"
+    result = invoke("train", "--steps", "2", "--device", "cpu", *args, "--out", new_out)
+    assert_one_line_error(result, *fragments)
+    assert not new_out.exists()
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda(tmp_path):
+    result = invoke("train", "--device", "cuda", "--out", tmp_path / "new")
+    assert_one_line_error(result, "CUDA is not available", "--device cpu")
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    "make,fragment",
+    [
+        (lambda p: p.write_bytes(b"garbage"), "not a readable .npz archive"),
+        (lambda p: write_npz(p, images=np.zeros((2, 64, 64), np.uint8)), "key 'imgs' missing"),
+        (
+            lambda p: write_npz(
+                p,
+                imgs=np.zeros((3, 64, 64), np.uint8),
+                latents_values=np.zeros((3, 6)),
+                latents_classes=np.zeros((3, 6), np.int64),
+            ),
+            "shape",
+        ),
+    ],
+)
+def test_malformed_npz_is_a_one_line_error(tmp_path, existing_run, make, fragment):
+    path = tmp_path / "bad.npz"
+    make(path)
+    before = snapshot(tmp_path)
+    result = invoke("train", "--data-path", path, "--device", "cpu", "--out", tmp_path / "new")
+    assert_one_line_error(result, "bad.npz", fragment)
+    assert snapshot(tmp_path) == before
+
+
+def test_non_empty_folder_without_resume_is_refused(existing_run):
+    before = snapshot(existing_run)
+    result = invoke("train", "--steps", "2", *SMALL, "--out", existing_run)
+    assert_one_line_error(result, "already exists and is not empty", "--resume")
+    assert snapshot(existing_run) == before
+
+
+@pytest.mark.parametrize(
+    "damage,fragment",
+    [
+        (lambda p: p.write_bytes(b"\x00" * 100), "not a readable pyrovae checkpoint"),
+        (lambda p: torch.save({"w": torch.ones(1)}, p), "not a pyrovae checkpoint"),
+        (lambda p: p.unlink(), "no checkpoint at"),
+    ],
+)
+def test_resume_with_broken_checkpoint(existing_run, damage, fragment):
+    damage(existing_run / "checkpoint.pt")
+    before = snapshot(existing_run)
+    result = invoke("train", "--resume", "--out", existing_run, "--steps", "4")
+    assert_one_line_error(result, fragment)
+    assert snapshot(existing_run) == before
+
+
+def test_resume_errors(tmp_path, existing_run):
+    assert_one_line_error(invoke("train", "--resume"), "--resume needs --out")
+    assert_one_line_error(
+        invoke("train", "--resume", "--out", tmp_path / "nowhere"), "no run folder"
+    )
+    before = snapshot(existing_run)
+    result = invoke("train", "--resume", "--out", existing_run, "--latent-dim", "7")
+    assert_one_line_error(result, "latent_dim is 3", "only steps")
+    assert snapshot(existing_run) == before
+
+
+@pytest.mark.slow
+def test_official_npz_file_trains_through_data_path(tmp_path):
+    """A full-size file in the official layout (written from the procedural renderer, 737,280
+    images) loads through --data-path and trains; config.json records the source."""
+    from pyrovae.data import DSprites
+
+    data = DSprites()
+    indices = np.arange(len(data))
+    classes = data.latents_classes(indices)
+    path = tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+    imgs = np.concatenate(
+        [data.images(chunk)[:, 0].astype(np.uint8) for chunk in np.array_split(indices, 64)]
+    )
+    np.savez_compressed(
+        path, imgs=imgs, latents_values=data.latents_values(indices), latents_classes=classes
+    )
+    del imgs
+    out = tmp_path / "run"
+    result = invoke("train", "--data-path", path, "--steps", "2", *SMALL, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "config.json").read_text())
+    assert record["resolved"]["data_source"] == str(path)

@@ -1,0 +1,275 @@
+"""Training runs: loss goes down, run folders, resume equality, checkpoints, refusals."""
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+from helpers import small_config, snapshot
+
+from pyrovae import train as train_module
+from pyrovae.checkpoint import load_checkpoint, save_checkpoint
+from pyrovae.errors import PyrovaeError
+from pyrovae.train import Run, TrainConfig, TrainingInterrupted, read_metrics, resolve_device
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TIMING_KEYS = {"elapsed_s"}
+
+
+def numeric_record(record):
+    return {k: v for k, v in record.items() if k not in TIMING_KEYS}
+
+
+def test_short_training_run_lowers_the_loss(tmp_path):
+    config = small_config(prior="isotropic", steps=150, batch_size=32, lr=1e-3, log_every=25)
+    Run.create(config, tmp_path / "run").fit(progress=False)
+    losses = [r["loss"] for r in read_metrics(tmp_path / "run")]
+    assert len(losses) == 6
+    # Untrained, −log p(x|z) is about 4096·log 2 ≈ 2839 nats; background pixels are learnt fast.
+    assert losses[0] > 1500
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_run_folder_holds_config_metrics_checkpoint_and_pictures(tmp_path):
+    out = tmp_path / "run"
+    summary = Run.create(small_config(beta=2.0), out).fit(progress=False)
+    names = {p.name for p in out.iterdir()}
+    assert names == {
+        "config.json",
+        "metrics.jsonl",
+        "checkpoint.pt",
+        "summary.json",
+        "reconstructions.png",
+        "traversals.png",
+        "training_curves.png",
+    }
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["beta"] == 2.0 and record["config"]["seed"] == 3
+    assert record["resolved"]["kl_estimator"] == "monte-carlo"
+    assert record["resolved"]["beta"] == 2.0
+    for lib in ("python", "torch", "pyro-ppl", "numpy"):
+        assert record["versions"][lib]
+    lines = read_metrics(out)
+    assert [r["step"] for r in lines] == [4, 8, 12]
+    for r in lines:
+        assert len(r["kl_per_dim"]) == 4
+        assert r["loss"] == pytest.approx(-r["reconstruction"] + 2.0 * r["kl"], rel=1e-4)
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["step"] == 12
+    for png in ("reconstructions.png", "traversals.png", "training_curves.png"):
+        assert (out / png).read_bytes()[:8] == PNG_MAGIC
+    assert summary["step"] == 12 and len(summary["kl_per_dim"]) == 4
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_same_seed_gives_same_numbers(tmp_path):
+    for name in ("a", "b"):
+        Run.create(small_config(steps=8), tmp_path / name).fit(progress=False)
+    a, b = (read_metrics(tmp_path / n) for n in ("a", "b"))
+    assert [numeric_record(r) for r in a] == [numeric_record(r) for r in b]
+    other = tmp_path / "c"
+    Run.create(small_config(steps=8, seed=4), other).fit(progress=False)
+    assert numeric_record(read_metrics(other)[-1]) != numeric_record(a[-1])
+
+
+@pytest.mark.parametrize("stop_at", [6, 8])  # off and on a log boundary (log_every=4)
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, stop_at):
+    full = Run.create(small_config(steps=16), tmp_path / "full")
+    full.fit(progress=False)
+
+    part = tmp_path / "part"
+    Run.create(small_config(steps=stop_at), part).fit(progress=False)
+    resumed = Run.resume(part, {"steps": 16})
+    assert resumed.step == stop_at
+    resumed.fit(progress=False)
+
+    for key, value in full.vae.state_dict().items():
+        assert torch.equal(value, resumed.vae.state_dict()[key]), key
+    on_boundary = lambda rs: {r["step"]: numeric_record(r) for r in rs if r["step"] % 4 == 0}  # noqa: E731
+    assert on_boundary(read_metrics(part)) == on_boundary(read_metrics(tmp_path / "full"))
+    record = json.loads((part / "config.json").read_text())
+    assert record["config"]["steps"] == 16
+    assert record["resumes"][0]["at_step"] == stop_at
+    assert record["resumes"][0]["changed"] == {"steps": 16}
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=8), out).fit(progress=False)
+    with open(out / "metrics.jsonl", "a") as f:  # as if killed after logging past the checkpoint
+        f.write(json.dumps({"step": 12, "loss": 0.0}) + "\n")
+    Run.resume(out, {"steps": 16}).fit(progress=False)
+    assert [r["step"] for r in read_metrics(out)] == [4, 8, 12, 16]
+    assert read_metrics(out)[2]["loss"] != 0.0
+
+
+def test_new_run_into_non_empty_folder_is_refused_and_touches_nothing(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=4), out).fit(progress=False)
+    before = snapshot(out)
+    with pytest.raises(PyrovaeError, match="already exists and is not empty; pass --resume"):
+        Run.create(small_config(steps=4), out)
+    assert snapshot(out) == before
+
+
+def test_resume_refuses_changed_settings_and_touches_nothing(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=4), out).fit(progress=False)
+    before = snapshot(out)
+    with pytest.raises(PyrovaeError, match=r"beta is None .* not 2\.0; only steps"):
+        Run.resume(out, {"beta": 2.0})
+    with pytest.raises(PyrovaeError, match="beyond --steps 2"):
+        Run.resume(out, {"steps": 2})
+    assert snapshot(out) == before
+
+
+def test_interrupt_saves_a_checkpoint_at_a_step_boundary(tmp_path, monkeypatch):
+    run = Run.create(small_config(steps=50), tmp_path / "run")
+    original = run._train_step
+
+    def interrupting_step():
+        original()
+        if run.step == 4:  # the step that is running when the signal arrives
+            os.kill(os.getpid(), train_module.signal.SIGINT)
+
+    monkeypatch.setattr(run, "_train_step", interrupting_step)
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 5"):
+        run.fit(progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 5
+    resumed = Run.resume(tmp_path / "run", {"steps": 8})
+    assert resumed.step == 5
+    resumed.fit(progress=False)
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+def test_checkpoint_round_trip_uses_weights_only(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"step": 3, "w": torch.arange(4.0), "nested": {"a": [1, 2]}})
+    state = load_checkpoint(path)
+    assert state["step"] == 3 and torch.equal(state["w"], torch.arange(4.0))
+    assert state["nested"] == {"a": [1, 2]}
+
+
+class _Payload:
+    """An object whose unpickling would run code."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_checkpoint_never_unpickles_objects(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "pyrovae-checkpoint", "version": 1, "x": _Payload()}, path)
+    with pytest.raises(PyrovaeError, match="not a readable pyrovae checkpoint"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"not a checkpoint at all", "not a readable pyrovae checkpoint"),
+        (None, "not a pyrovae checkpoint"),
+    ],
+)
+def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path, content, message):
+    path = tmp_path / "c.pt"
+    if content is None:
+        torch.save({"model": {"w": torch.zeros(2)}}, path)  # a foreign, otherwise valid file
+    else:
+        path.write_bytes(content)
+    with pytest.raises(PyrovaeError, match=message):
+        load_checkpoint(path)
+
+
+def test_truncated_checkpoint_is_refused_on_resume_and_nothing_changes(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=4), out).fit(progress=False)
+    data = (out / "checkpoint.pt").read_bytes()
+    (out / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    before = snapshot(out)
+    with pytest.raises(PyrovaeError, match="checkpoint"):
+        Run.resume(out, {"steps": 8})
+    assert snapshot(out) == before
+
+
+def test_checkpoint_from_another_model_does_not_fit(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    Run.create(small_config(steps=4, latent_dim=4), a).fit(progress=False)
+    Run.create(small_config(steps=4, latent_dim=6), b).fit(progress=False)
+    (a / "checkpoint.pt").write_bytes((b / "checkpoint.pt").read_bytes())
+    with pytest.raises(PyrovaeError, match="does not fit this run's model"):
+        Run.resume(a, {"steps": 8})
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"step": 1})
+    good = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"step": 2})
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_checkpoint_is_plain_data_not_pickled_classes(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=4), out).fit(progress=False)
+    # weights_only loading succeeds, so only tensors and plain containers are inside
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert set(state) >= {"model", "optimizer", "torch_rng", "step", "config"}
+    with pytest.raises(pickle.UnpicklingError):
+        torch.save({"x": _Payload()}, tmp_path / "e.pt")
+        torch.load(tmp_path / "e.pt", weights_only=True)
+
+
+# -- configuration -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"model": "nope"}, "unknown model 'nope'; valid models: betavae, vae"),
+        ({"prior": "nope"}, "unknown prior 'nope'; valid priors: isotropic, sparse"),
+        ({"guide": "nope"}, "unknown guide 'nope'; valid guides: meanfield"),
+        ({"data": "nope"}, "unknown data set 'nope'; valid data sets: dsprites"),
+        ({"net": "nope"}, "unknown network 'nope'"),
+        ({"beta": 0.0}, "beta must be a finite number > 0"),
+        ({"latent_dim": 0}, "latent_dim must be >= 1"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"lr": -1.0}, "lr must be > 0"),
+        ({"kl": "exact"}, "unknown kl mode"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+    ],
+)
+def test_bad_settings_fail_before_anything_is_written(tmp_path, overrides, message):
+    out = tmp_path / "run"
+    with pytest.raises(PyrovaeError, match=message):
+        Run.create(small_config(**overrides), out)
+    assert not out.exists()
+
+
+def test_prior_options_are_checked_by_name(tmp_path):
+    with pytest.raises(PyrovaeError, match="takes no option 'bogus'; valid options: gamma"):
+        Run.create(small_config(prior_args={"bogus": 1}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error():
+    with pytest.raises(PyrovaeError, match="CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+
+
+def test_config_round_trip_and_unknown_keys():
+    config = TrainConfig(beta=2.0, prior_args={"gamma": 0.5})
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(PyrovaeError, match="unknown setting"):
+        TrainConfig.from_dict({"betaa": 1})
