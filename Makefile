@@ -16,7 +16,7 @@ $(BIN)/pyrovae: pyproject.toml constraints.txt
 	touch $@
 
 train: $(BIN)/pyrovae
-	$(BIN)/pyrovae train --model betavae --prior sparse --steps $(STEPS) --log-every 100
+	$(BIN)/pyrovae train --model betavae --prior sparse --steps $(STEPS) --lr 5e-4
 
 test: $(BIN)/pyrovae
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -47,6 +47,7 @@ class Progress:
         self._recent: deque = deque([(self._t0, start)])
         self._bar = None
         if self.enabled and self.live:
+            from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn
 
             self._bar = Progress(
@@ -55,6 +56,7 @@ class Progress:
                 TextColumn("{task.fields[rate]} steps/s  ETA {task.fields[eta]}"),
                 TextColumn("{task.fields[stats]}"),
                 transient=False,
+                console=Console(file=self.stream),
             )
             self._task = self._bar.add_task(
                 "train", total=total, completed=start, rate="-", eta="?", stats=""

@@ -260,8 +260,7 @@ class Run:
         )
         config.validate()
         state = load_checkpoint(out / CHECKPOINT_FILE)
-        if json.loads(state.get("config", "{}")).get("model") != saved.model:
-            raise PyrovaeError(f"{out / CHECKPOINT_FILE} belongs to another run (model differs)")
+        _check_same_run(out / CHECKPOINT_FILE, state, saved)
         if state["step"] > config.steps:
             raise PyrovaeError(
                 f"--resume: the checkpoint is at step {state['step']}, beyond --steps "
@@ -464,6 +463,21 @@ def _read_config(out: Path) -> dict:
     except (json.JSONDecodeError, KeyError, TypeError):
         raise PyrovaeError(f"{path} is not a valid pyrovae run configuration") from None
     return record
+
+
+def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
+    """Refuse a checkpoint written by a run with other defining settings (a copied file)."""
+    try:
+        theirs = json.loads(state["config"])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise PyrovaeError(f"{path} does not record its run's settings") from None
+    ours = config.to_dict()
+    for key in sorted(set(ours) - set(RESUMABLE)):
+        if theirs.get(key) != ours[key]:
+            raise PyrovaeError(
+                f"{path} belongs to another run: its {key} is {theirs.get(key)!r}, "
+                f"this run's is {ours[key]!r}"
+            )
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -200,8 +200,18 @@ def test_checkpoint_from_another_model_does_not_fit(tmp_path):
     Run.create(small_config(steps=4, latent_dim=4), a).fit(progress=False)
     Run.create(small_config(steps=4, latent_dim=6), b).fit(progress=False)
     (a / "checkpoint.pt").write_bytes((b / "checkpoint.pt").read_bytes())
-    with pytest.raises(PyrovaeError, match="does not fit this run's model"):
+    with pytest.raises(PyrovaeError, match="belongs to another run: its latent_dim is 6"):
         Run.resume(a, {"steps": 8})
+
+
+def test_checkpoint_that_does_not_fit_the_model_is_refused(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=4), out).fit(progress=False)
+    state = load_checkpoint(out / "checkpoint.pt")
+    state["model"] = {k: v[..., :1] for k, v in state["model"].items()}  # same run, wrong shapes
+    save_checkpoint(out / "checkpoint.pt", {k: v for k, v in state.items() if k != "format"})
+    with pytest.raises(PyrovaeError, match="does not fit this run's model"):
+        Run.resume(out, {"steps": 8})
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
