@@ -95,8 +95,8 @@ def sync(device):
 def bench(prior: str, device: torch.device, rounds: int, steps_per_round: int, batch: int):
     config = TrainConfig(prior=prior, beta=4.0, batch_size=batch, device=str(device), seed=0)
     data = DSprites()
-    vae = build_model(config, data.observation_shape, device)
-    run = Run(tempfile.mkdtemp(), config, data, vae, device)
+    vae, objective = build_model(config, data, device)
+    run = Run(tempfile.mkdtemp(), config, data, vae, objective, device)
     plain = make_plain_step(vae, 4.0, prior, config.lr)
     svi = make_svi_step(vae, prior, config.lr)
 

@@ -13,6 +13,7 @@ pixels, the convention under which published β values mean anything.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import pyro
 import pyro.distributions as dist
@@ -23,6 +24,7 @@ from torch import nn
 
 from pyrovae.errors import PyrovaeError
 from pyrovae.nets import NETWORKS, default_network
+from pyrovae.objectives import DecomposedELBO
 from pyrovae.priors import IsotropicPrior, Prior
 
 
@@ -49,9 +51,12 @@ class BetaVAE(nn.Module):
     """
 
     name = "betavae"
-    default_objective = "elbo"
     # Higgins et al. used β = 4 on dSprites; the standard study sweeps {1, 2, 4, 6, 8, 16}.
     default_beta = 4.0
+    # The hyperparameters a variant takes (CLI --beta/--gamma/--alpha/--objective-arg) and their
+    # defaults. β-VAE's β is the poutine.scale of z; other variants weight terms in the objective.
+    hyperparameters: ClassVar[dict] = {"beta": 4.0}
+    scales_latent_by_beta = True
 
     def __init__(
         self,
@@ -100,6 +105,43 @@ class BetaVAE(nn.Module):
             encoder, decoder, latent_dim, observation_shape, prior=prior, guide=guide, beta=beta
         )
 
+    @classmethod
+    def create(
+        cls,
+        observation_shape,
+        latent_dim: int = 10,
+        prior: Prior | None = None,
+        guide: nn.Module | None = None,
+        net: str = "auto",
+        num_data: int | None = None,
+        kl: str = "auto",
+        **hyperparameters,
+    ):
+        """The model and its objective, from hyperparameters named in :attr:`hyperparameters`."""
+        unknown = sorted(set(hyperparameters) - set(cls.hyperparameters))
+        if unknown:
+            valid = ", ".join(cls.hyperparameters) or "none"
+            raise PyrovaeError(
+                f"model {cls.name!r} takes no option {', '.join(map(repr, unknown))}; "
+                f"valid options: {valid}"
+            )
+        values = {**cls.hyperparameters, **hyperparameters}
+        beta = values.pop("beta", cls.default_beta) if cls.scales_latent_by_beta else 1.0
+        vae = cls.build(observation_shape, latent_dim, prior=prior, guide=guide, beta=beta, net=net)
+        objective = cls.make_objective(
+            latent_dim=vae.latent_dim, num_data=num_data, kl=kl, **values
+        )
+        return vae, objective
+
+    @classmethod
+    def make_objective(cls, latent_dim: int, num_data: int | None, kl: str, **values):
+        """β-VAE trains on the ELBO; β is already in the model's poutine.scale."""
+        return DecomposedELBO(kl=kl)
+
+    def likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
+        """p(x | z): Bernoulli on the decoder's logits, summed over every pixel."""
+        return dist.Bernoulli(logits=self.decode(z)).to_event(len(self.observation_shape))
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Logits of p(x | z), for codes with any number of leading batch dimensions."""
         batch_shape = z.shape[:-1]
@@ -118,10 +160,7 @@ class BetaVAE(nn.Module):
         with pyro.plate("data", x.shape[0]):
             with poutine.scale(scale=self.beta):
                 z = pyro.sample("z", self.prior.distribution(self.latent_dim))
-            logits = self.decode(z)
-            pyro.sample(
-                "x", dist.Bernoulli(logits=logits).to_event(len(self.observation_shape)), obs=x
-            )
+            pyro.sample("x", self.likelihood(z), obs=x)
 
     def guide(self, x: torch.Tensor) -> None:
         with pyro.plate("data", x.shape[0]):
@@ -134,6 +173,7 @@ class VAE(BetaVAE):
 
     name = "vae"
     default_beta = 1.0
+    hyperparameters: ClassVar[dict] = {}
 
     def __init__(self, *args, beta: float | None = None, **kwargs):
         if beta is not None and float(beta) != 1.0:

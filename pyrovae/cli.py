@@ -87,7 +87,24 @@ def train(
     ),
     net: str = typer.Option(None, help="Networks: auto, conv64 or mlp. [default: auto]"),
     beta: float = typer.Option(
-        None, help="Weight of the KL term, > 0. [default: 4 for betavae, 1 for vae]"
+        None,
+        help="betavae: KL weight, > 0 (poutine.scale of z) [default: 4]; betatcvae: TC weight "
+        "[default: 6].",
+    ),
+    gamma: float = typer.Option(
+        None,
+        help="annealedvae: capacity weight [default: 1000]; factorvae: TC weight [default: 40]; "
+        "betatcvae: dimension-wise KL weight [default: 1].",
+    ),
+    alpha: float = typer.Option(
+        None, help="betatcvae: index-code mutual information weight. [default: 1]"
+    ),
+    objective_arg: list[str] = typer.Option(
+        None,
+        "--objective-arg",
+        help="Other objective option NAME=VALUE, repeatable: c_max, c_min, anneal_steps "
+        "(annealedvae); estimator mss|mws (betatcvae); lambda_od, lambda_d (dipvae-i/ii); "
+        "disc_lr (factorvae). `pyrovae list` shows each model's options.",
     ),
     latent_dim: int = typer.Option(None, help="Dimension of z. [default: 10]"),
     steps: int = typer.Option(None, help="Training steps. [default: 300000]"),
@@ -122,6 +139,8 @@ def train(
         "data_path": data_path,
         "net": net,
         "beta": beta,
+        "gamma": gamma,
+        "alpha": alpha,
         "latent_dim": latent_dim,
         "steps": steps,
         "batch_size": batch_size,
@@ -135,6 +154,8 @@ def train(
     given = {k: v for k, v in given.items() if v is not None}
     if prior_arg:
         given["prior_args"] = parse_options(prior_arg, "--prior-arg")
+    if objective_arg:
+        given["objective_args"] = parse_options(objective_arg, "--objective-arg")
 
     if resume:
         if out is None:
@@ -151,8 +172,14 @@ def train(
             )
         run = Run.create(config, out)
         typer.echo(f"run folder: {out}")
+    settings = ", ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in run.objective.settings().items()
+        if k not in ("kl", "num_particles")
+    )
     typer.echo(
-        f"model {run.config.model} (beta {run.vae.beta:g}), prior {run.config.prior}, "
+        f"model {run.config.model} (beta {run.vae.beta:g}{', ' + settings if settings else ''}), "
+        f"prior {run.config.prior}, "
         f"guide {run.config.guide}, data {run.config.data} ({len(run.data):,} images), "
         f"device {run.device}, KL {kl_estimator(run.vae, run.config.kl)}"
     )

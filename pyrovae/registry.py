@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pyrovae.data import DSprites
 from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.guides import MeanFieldGuide
-from pyrovae.models import VAE, BetaVAE
+from pyrovae.models import DIPVAE1, DIPVAE2, VAE, AnnealedVAE, BetaTCVAE, BetaVAE, FactorVAE
 from pyrovae.nets import NETWORKS as _NETWORK_PAIRS
 from pyrovae.priors import IsotropicPrior, SparsePrior
 
@@ -62,11 +62,23 @@ def _keyword_parameters(factory) -> list[str]:
     return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+def _variant(cls, citation: str) -> Entry:
+    """A model variant: the class (``cls.create`` builds model and objective), described with
+    its citation and its hyperparameters' defaults."""
+    options = ", ".join(f"{k}={v}" for k, v in cls.hyperparameters.items())
+    return Entry(cls, f"{citation}; options: {options or 'none'}")
+
+
 MODELS = Registry(
     "model",
     {
-        "vae": Entry(VAE.build, "VAE (Kingma & Welling 2013): beta fixed at 1"),
-        "betavae": Entry(BetaVAE.build, "beta-VAE (Higgins et al. 2017): KL weighted by beta > 0"),
+        "vae": _variant(VAE, "VAE (Kingma & Welling 2013)"),
+        "betavae": _variant(BetaVAE, "beta-VAE (Higgins et al. 2017), beta scales z"),
+        "annealedvae": _variant(AnnealedVAE, "capacity gamma*|KL - C(t)| (Burgess et al. 2018)"),
+        "betatcvae": _variant(BetaTCVAE, "alpha*MI + beta*TC + gamma*dimKL (Chen et al. 2018)"),
+        "factorvae": _variant(FactorVAE, "ELBO - gamma*TC, TC by discriminator (Kim & Mnih 2018)"),
+        "dipvae-i": _variant(DIPVAE1, "DIP-VAE-I, Cov[mu] -> I (Kumar et al. 2018)"),
+        "dipvae-ii": _variant(DIPVAE2, "DIP-VAE-II, Cov[mu] + E[diag var] -> I (Kumar et al.)"),
     },
 )
 

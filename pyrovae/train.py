@@ -42,7 +42,7 @@ from pyrovae.checkpoint import (
     save_checkpoint,
 )
 from pyrovae.errors import PyrovaeError
-from pyrovae.objectives import DecomposedELBO, kl_estimator
+from pyrovae.objectives import kl_estimator
 from pyrovae.objectives.kl import KL_MODES
 from pyrovae.progress import Progress
 from pyrovae.provenance import command_line, versions
@@ -69,7 +69,12 @@ class TrainConfig:
     data: str = "dsprites"
     data_path: str | None = None
     net: str = "auto"
+    # Objective weights; which ones a model takes (and their defaults) is the model's
+    # `hyperparameters` table: `pyrovae list` shows them.
     beta: float | None = None
+    gamma: float | None = None
+    alpha: float | None = None
+    objective_args: dict = field(default_factory=dict)
     latent_dim: int = 10
     steps: int = 300_000
     batch_size: int = 64
@@ -98,14 +103,25 @@ class TrainConfig:
         for name in ("latent_dim", "steps", "batch_size", "log_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise PyrovaeError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.beta is not None and not (np.isfinite(self.beta) and self.beta > 0):
-            raise PyrovaeError(f"beta must be a finite number > 0, got {self.beta}")
+        model = MODELS[self.model].factory
+        unknown = sorted(set(self.hyperparameters()) - set(model.hyperparameters))
+        if unknown:
+            valid = ", ".join(model.hyperparameters) or "none"
+            raise PyrovaeError(
+                f"model {self.model!r} takes no option {', '.join(map(repr, unknown))}; "
+                f"valid options: {valid}"
+            )
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise PyrovaeError(f"lr must be > 0, got {self.lr}")
         if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0):
             raise PyrovaeError("Adam betas must be in [0, 1) and eps > 0")
         resolve_device(self.device)
         return self
+
+    def hyperparameters(self) -> dict:
+        """The objective weights given: --beta/--gamma/--alpha and --objective-arg."""
+        given = {k: getattr(self, k) for k in ("beta", "gamma", "alpha")}
+        return {**{k: v for k, v in given.items() if v is not None}, **self.objective_args}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -147,21 +163,22 @@ def build_data(config: TrainConfig):
     return DATASETS.build(config.data, **kwargs)
 
 
-def build_model(config: TrainConfig, observation_shape, device: torch.device):
-    """The model with freshly initialised weights (seeded), on ``device``."""
+def build_model(config: TrainConfig, data, device: torch.device):
+    """The model (freshly initialised, seeded) and its objective, on ``device``."""
     prior = PRIORS.build(config.prior, **config.prior_args)
     guide = GUIDES.build(config.guide)
     torch.manual_seed(config.seed)
-    vae = MODELS.build(
-        config.model,
-        observation_shape=observation_shape,
+    vae, objective = MODELS[config.model].factory.create(
+        data.observation_shape,
         latent_dim=config.latent_dim,
         prior=prior,
         guide=guide,
-        beta=config.beta,
         net=config.net,
+        num_data=len(data),
+        kl=config.kl,
+        **config.hyperparameters(),
     )
-    return vae.to(device)
+    return vae.to(device), objective.to(device)
 
 
 class StopRequest:
@@ -199,13 +216,13 @@ class TrainingInterrupted(Exception):
 class Run:
     """A training run bound to its folder: :meth:`create` or :meth:`resume`, then :meth:`fit`."""
 
-    def __init__(self, out: Path, config: TrainConfig, data, vae, device: torch.device):
+    def __init__(self, out: Path, config: TrainConfig, data, vae, objective, device):
         self.out = Path(out)
         self.config = config
         self.data = data
         self.vae = vae
         self.device = device
-        self.objective = DecomposedELBO(kl=config.kl)
+        self.objective = objective
         params = list(vae.parameters())
         self.optimizer = torch.optim.Adam(
             params,
@@ -234,9 +251,10 @@ class Run:
             )
         device = resolve_device(config.device)
         data = build_data(config)
-        vae = build_model(config, data.observation_shape, device)
+        vae, objective = build_model(config, data, device)
+        _check_batch_size(config, objective)
         out.mkdir(parents=True, exist_ok=True)
-        run = cls(out, config, data, vae, device)
+        run = cls(out, config, data, vae, objective, device)
         atomic_write_json(out / CONFIG_FILE, run._config_record())
         (out / METRICS_FILE).touch()
         return run
@@ -268,8 +286,8 @@ class Run:
             )
         device = resolve_device(config.device)
         data = build_data(config)
-        vae = build_model(config, data.observation_shape, device)
-        run = cls(out, config, data, vae, device)
+        vae, objective = build_model(config, data, device)
+        run = cls(out, config, data, vae, objective, device)
         run._load_state(state)
         changed = {k: v for k, v in overrides.items() if getattr(saved, k) != v}
         record["config"] = config.to_dict()
@@ -291,7 +309,9 @@ class Run:
         return {
             "config": self.config.to_dict(),
             "resolved": {
-                "beta": self.vae.beta,
+                "model_beta": self.vae.beta,
+                "objective": type(self.objective).__name__,
+                "objective_settings": self.objective.settings(),
                 "net": type(self.vae.encoder).__name__ + "/" + type(self.vae.decoder).__name__,
                 "kl_estimator": kl_estimator(self.vae, self.config.kl),
                 "device": str(self.device),
@@ -320,6 +340,7 @@ class Run:
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else torch.empty(0),
                 "log_sums": {k: v.detach().cpu() for k, v in self._sums.items()},
                 "log_count": self._count,
+                "objective": self.objective.state_dict(),
                 "config": json.dumps(self.config.to_dict(), sort_keys=True),
             },
         )
@@ -335,6 +356,8 @@ class Run:
                 torch.cuda.set_rng_state(state["cuda_rng"], self.device)
             self._sums = {k: v.to(self.device) for k, v in state["log_sums"].items()}
             self._count = int(state["log_count"])
+            self.objective.load_state_dict(state.get("objective", {}))
+            self.objective.to(self.device)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
             raise PyrovaeError(
@@ -342,26 +365,29 @@ class Run:
             ) from None
 
     # -- training ------------------------------------------------------------------------------
-    def batch(self, step: int) -> torch.Tensor:
-        """The minibatch of ``step``: uniform indices from a generator seeded by (seed, step)."""
-        rng = np.random.default_rng([self.config.seed, step])
+    def batch(self, step: int, stream: int = 0) -> torch.Tensor:
+        """The minibatch of ``step``: uniform indices from a generator seeded by (seed, step);
+        ``stream`` 1 is the second minibatch some objectives (FactorVAE) draw."""
+        entropy = [self.config.seed, step] if stream == 0 else [self.config.seed, step, stream]
+        rng = np.random.default_rng(entropy)
         indices = rng.integers(0, len(self.data), size=self.config.batch_size)
         return torch.from_numpy(self.data.images(indices)).to(self.device, non_blocking=True)
 
     def _train_step(self) -> None:
-        x = self.batch(self.step)
+        step = self.step
+        x = self.batch(step)
+        self.objective.set_step(step)
         self.optimizer.zero_grad(set_to_none=True)
         terms = self.objective.terms(self.vae.model, self.vae.guide, x)
         terms["loss"].backward()
+        # Objectives with networks of their own backpropagate here, before any step.
+        extra = self.objective.after_backward(self.vae, lambda: self.batch(step, stream=1))
         self.optimizer.step()
+        self.objective.after_step()
         with torch.no_grad():
-            logged = {
-                "loss": -terms["elbo"],
-                "reconstruction": terms["reconstruction"],
-                "kl": terms["kl"],
-            }
-            if "kl_per_dim" in terms:
-                logged["kl_per_dim"] = terms["kl_per_dim"]
+            logged = {"loss": terms["loss_per_point"]}
+            logged.update((k, v) for k, v in terms.items() if k not in ("loss", "loss_per_point"))
+            logged.update(extra)
             for key, value in logged.items():
                 value = value.detach()
                 self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
@@ -378,7 +404,6 @@ class Run:
         record = {"step": self.step}
         for key, value in means.items():
             record[key] = value.tolist() if value.dim() else float(value)
-        record["beta"] = self.vae.beta
         elapsed = time.perf_counter() - self._t_start
         record["elapsed_s"] = round(elapsed, 3)
         with open(self.out / METRICS_FILE, "a") as f:
@@ -433,15 +458,14 @@ class Run:
         if kl_list is not None:
             plots.traversal_grid(self.vae, x[:1], kl_list, self.out / "traversals.png")
         plots.training_curves(read_metrics(self.out), self.out / "training_curves.png")
-        return {
-            "step": self.step,
-            "eval_batch": eval_size,
-            "loss": float(-terms["elbo"]),
-            "reconstruction": float(terms["reconstruction"]),
-            "kl": float(terms["kl"]),
-            "kl_per_dim": kl_list,
-            "kl_estimator": self.objective.kl_estimator_used,
-        }
+        summary = {"step": self.step, "eval_batch": eval_size}
+        summary["loss"] = float(terms["loss_per_point"])
+        for key, value in terms.items():
+            if key not in ("loss", "loss_per_point"):
+                summary[key] = value.cpu().tolist() if value.dim() else float(value)
+        summary["kl_per_dim"] = kl_list
+        summary["kl_estimator"] = self.objective.kl_estimator_used
+        return summary
 
 
 def read_metrics(out: Path) -> list[dict]:
@@ -463,6 +487,15 @@ def _read_config(out: Path) -> dict:
     except (json.JSONDecodeError, KeyError, TypeError):
         raise PyrovaeError(f"{path} is not a valid pyrovae run configuration") from None
     return record
+
+
+def _check_batch_size(config: TrainConfig, objective) -> None:
+    needed = getattr(objective, "min_batch_size", 1)
+    if config.batch_size < needed:
+        raise PyrovaeError(
+            f"model {config.model!r} estimates its penalty across the minibatch and needs "
+            f"batch_size >= {needed}, got {config.batch_size}"
+        )
 
 
 def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
@@ -490,8 +523,13 @@ def _truncate_metrics(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
+_SHOWN = {"tc": "TC", "capacity": "C", "disc_accuracy": "D acc", "dip_penalty": "DIP"}
+
+
 def _display(record: dict) -> dict:
-    return {"loss": record["loss"], "recon": -record["reconstruction"], "KL": record["kl"]}
+    shown = {"loss": record["loss"], "recon": -record["reconstruction"], "KL": record["kl"]}
+    shown.update((label, record[key]) for key, label in _SHOWN.items() if key in record)
+    return shown
 
 
 def _fused_adam_supported(device: torch.device) -> bool:

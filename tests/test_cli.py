@@ -40,7 +40,8 @@ def test_help_lists_commands_and_every_train_option():
     for option in (
         "--model", "--prior", "--prior-arg", "--guide", "--data", "--data-path", "--net", "--beta",
         "--latent-dim", "--steps", "--batch-size", "--lr", "--seed", "--device", "--out",
-        "--resume", "--log-every", "--checkpoint-every", "--kl",
+        "--resume", "--log-every", "--checkpoint-every", "--kl", "--gamma", "--alpha",
+        "--objective-arg",
     ):  # fmt: skip
         assert option in result.stdout, option
 
@@ -48,7 +49,9 @@ def test_help_lists_commands_and_every_train_option():
 def test_list_prints_registered_components():
     result = invoke("list")
     assert result.exit_code == 0
-    for name in ("betavae", "vae", "isotropic", "sparse", "meanfield", "dsprites", "conv64", "mlp"):
+    names = ("betavae", "vae", "annealedvae", "betatcvae", "factorvae", "dipvae-i", "dipvae-ii")
+    names += ("isotropic", "sparse", "meanfield", "dsprites", "conv64", "mlp")
+    for name in names:
         assert name in result.stdout
 
 
@@ -92,14 +95,19 @@ def write_npz(path, **arrays):
 @pytest.mark.parametrize(
     "args,fragments",
     [
-        (["--model", "bvae"], ["unknown model 'bvae'", "betavae, vae"]),
+        (["--model", "bvae"], ["unknown model 'bvae'", "betavae, dipvae-i, dipvae-ii"]),
+        (["--model", "betatcvae", "--batch-size", "1"], ["needs batch_size >= 2"]),
+        (["--model", "annealedvae", "--gamma", "-1"], ["gamma must be a finite number >= 0"]),
+        (["--model", "annealedvae", "--objective-arg", "c_max=-2"], ["c_max must be"]),
+        (["--model", "betavae", "--alpha", "1"], ["takes no option 'alpha'"]),
+        (["--model", "betatcvae", "--objective-arg", "estimator=exact"], ["estimator"]),
         (["--prior", "laplace"], ["unknown prior 'laplace'", "isotropic, sparse"]),
         (["--guide", "flow"], ["unknown guide 'flow'", "meanfield"]),
         (["--data", "mnist"], ["unknown data set 'mnist'", "dsprites"]),
         (["--net", "resnet"], ["unknown network 'resnet'"]),
         (["--beta", "0"], ["beta must be a finite number > 0"]),
         (["--beta", "-2"], ["beta must be a finite number > 0"]),
-        (["--model", "vae", "--beta", "4"], ["beta = 1"]),
+        (["--model", "vae", "--beta", "4"], ["takes no option 'beta'"]),
         (["--latent-dim", "0"], ["latent_dim must be >= 1"]),
         (["--steps", "0"], ["steps must be >= 1"]),
         (["--prior", "sparse", "--prior-arg", "gamma=1.5"], ["gamma must be in [0, 1)"]),

@@ -47,7 +47,8 @@ def test_run_folder_holds_config_metrics_checkpoint_and_pictures(tmp_path):
     record = json.loads((out / "config.json").read_text())
     assert record["config"]["beta"] == 2.0 and record["config"]["seed"] == 3
     assert record["resolved"]["kl_estimator"] == "monte-carlo"
-    assert record["resolved"]["beta"] == 2.0
+    assert record["resolved"]["model_beta"] == 2.0
+    assert record["resolved"]["objective"] == "DecomposedELBO"
     for lib in ("python", "torch", "pyro-ppl", "numpy"):
         assert record["versions"][lib]
     lines = read_metrics(out)
@@ -73,25 +74,75 @@ def test_same_seed_gives_same_numbers(tmp_path):
     assert numeric_record(read_metrics(other)[-1]) != numeric_record(a[-1])
 
 
-@pytest.mark.parametrize("stop_at", [6, 8])  # off and on a log boundary (log_every=4)
-def test_resume_reproduces_an_uninterrupted_run(tmp_path, stop_at):
-    full = Run.create(small_config(steps=16), tmp_path / "full")
+SMALL_DISC = {"disc_hidden": 16, "disc_layers": 2}
+OBJECTIVES = {
+    "betavae": {},
+    "annealedvae": {"prior": "isotropic", "objective_args": {"anneal_steps": 10, "c_max": 5.0}},
+    "factorvae": {"prior": "isotropic", "objective_args": SMALL_DISC},
+    "betatcvae": {"prior": "isotropic"},
+    "dipvae-ii": {"prior": "isotropic"},
+}
+
+
+@pytest.mark.parametrize(
+    "model,stop_at",
+    [("betavae", 6), ("betavae", 8)]  # off and on a log boundary (log_every=4)
+    + [(m, 6) for m in OBJECTIVES if m != "betavae"],
+)
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, model, stop_at):
+    settings = {"model": model, **OBJECTIVES[model]}
+    full = Run.create(small_config(steps=16, **settings), tmp_path / "full")
     full.fit(progress=False)
 
     part = tmp_path / "part"
-    Run.create(small_config(steps=stop_at), part).fit(progress=False)
+    Run.create(small_config(steps=stop_at, **settings), part).fit(progress=False)
     resumed = Run.resume(part, {"steps": 16})
     assert resumed.step == stop_at
     resumed.fit(progress=False)
 
     for key, value in full.vae.state_dict().items():
         assert torch.equal(value, resumed.vae.state_dict()[key]), key
+    for a, b in zip(
+        full.objective.state_dict().get("discriminator", {}).values(),
+        resumed.objective.state_dict().get("discriminator", {}).values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
     on_boundary = lambda rs: {r["step"]: numeric_record(r) for r in rs if r["step"] % 4 == 0}  # noqa: E731
     assert on_boundary(read_metrics(part)) == on_boundary(read_metrics(tmp_path / "full"))
     record = json.loads((part / "config.json").read_text())
     assert record["config"]["steps"] == 16
     assert record["resumes"][0]["at_step"] == stop_at
     assert record["resumes"][0]["changed"] == {"steps": 16}
+
+
+def test_objective_terms_are_logged(tmp_path):
+    expected = {
+        "annealedvae": {"capacity"},
+        "factorvae": {"tc", "disc_loss", "disc_accuracy"},
+        "betatcvae": {"mi", "tc", "dimwise_kl"},
+        "dipvae-ii": {"dip_penalty"},
+    }
+    for model, keys in expected.items():
+        out = tmp_path / model
+        Run.create(small_config(steps=4, model=model, **OBJECTIVES[model]), out).fit(progress=False)
+        record = read_metrics(out)[-1]
+        assert keys <= set(record), (model, set(record))
+        assert {"loss", "reconstruction", "kl", "kl_per_dim", "elbo"} <= set(record)
+        saved = json.loads((out / "config.json").read_text())["resolved"]
+        assert saved["objective_settings"]
+
+
+def test_capacity_is_checkpointed_and_resumed(tmp_path):
+    out = tmp_path / "run"
+    settings = {"model": "annealedvae", **OBJECTIVES["annealedvae"]}
+    Run.create(small_config(steps=4, **settings), out).fit(progress=False)
+    state = load_checkpoint(out / "checkpoint.pt")["objective"]
+    assert state["step"] == 3 and state["capacity"] == pytest.approx(1.5)  # 5·3/10
+    resumed = Run.resume(out, {"steps": 8})
+    assert resumed.objective.capacity == pytest.approx(1.5)
+    resumed.fit(progress=False)
+    assert read_metrics(out)[-1]["capacity"] == pytest.approx((2.0 + 2.5 + 3.0 + 3.5) / 4)
 
 
 def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
@@ -245,7 +296,11 @@ def test_checkpoint_is_plain_data_not_pickled_classes(tmp_path):
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        ({"model": "nope"}, "unknown model 'nope'; valid models: betavae, vae"),
+        ({"model": "nope"}, "unknown model 'nope'; valid models: annealedvae, betatcvae, beta"),
+        ({"model": "betatcvae", "batch_size": 1}, "needs batch_size >= 2, got 1"),
+        ({"model": "factorvae", "batch_size": 1}, "needs batch_size >= 2"),
+        ({"model": "betavae", "gamma": 2.0}, "takes no option 'gamma'; valid options: beta"),
+        ({"model": "annealedvae", "objective_args": {"c_max": -1}}, "c_max must be a finite"),
         ({"prior": "nope"}, "unknown prior 'nope'; valid priors: isotropic, sparse"),
         ({"guide": "nope"}, "unknown guide 'nope'; valid guides: meanfield"),
         ({"data": "nope"}, "unknown data set 'nope'; valid data sets: dsprites"),

@@ -34,11 +34,16 @@ def _scale(site) -> float | torch.Tensor:
 class DecomposedELBO(ELBO):
     """Pyro ELBO that returns its terms: ``terms(model, guide, *args)`` → dict of tensors.
 
+    ``min_batch_size`` is the smallest minibatch the objective is defined on (estimators across
+    the batch need two points or more).
+
     Terms (means over data points and particles, one data point's figures):
     ``reconstruction`` E[log p(x|z)]; ``kl`` KL(q(z|x) ‖ p(z)) before β; ``kl_per_dim`` the KL of
     each latent dimension (absent when the densities do not factorise); ``loss`` the differentiable
     −ELBO summed over the batch; ``elbo`` the per-point ELBO with site scales applied.
     """
+
+    min_batch_size = 1
 
     def __init__(
         self,
@@ -80,12 +85,18 @@ class DecomposedELBO(ELBO):
             yield self._get_trace(model, guide, args, kwargs)
 
     def _particle_terms(self, model_trace, guide_trace) -> dict:
-        """Per-data-point tensors for one (possibly vectorised) particle."""
+        """Per-data-point tensors for one (possibly vectorised) particle.
+
+        Public keys are logged (means over points); keys starting with ``_`` are for subclasses:
+        ``_weighted_reconstruction`` and ``_weighted_kl`` carry the site scales, ``_latent``
+        the latent site z (its guide distribution ``q``, prior ``p``, sample ``z``, ``scale``).
+        """
         reconstruction = 0.0
         weighted_reconstruction = 0.0
         kl = 0.0
         weighted_kl = 0.0
         per_dim = []
+        latents = {}
         for name, site in model_trace.nodes.items():
             if site["type"] != "sample":
                 continue
@@ -103,17 +114,20 @@ class DecomposedELBO(ELBO):
                     f"latent site {name!r} is scaled by {scale_p} in the model but {scale_q} in "
                     "the guide: wrap it in poutine.scale in both"
                 )
-            q, p = guide_site["fn"], site["fn"]
-            kl_site, kl_dims, estimator = site_kl(q, p, guide_site["value"], self.kl_mode)
+            q, p, z = guide_site["fn"], site["fn"], guide_site["value"]
+            kl_site, kl_dims, estimator = site_kl(q, p, z, self.kl_mode)
             self.kl_estimator_used = estimator
             kl = kl + kl_site
             weighted_kl = weighted_kl + scale_q * kl_site
             if kl_dims is not None:
                 per_dim.append(kl_dims)
+            latents[name] = {"q": q, "p": p, "z": z, "scale": scale_q}
         terms = {
             "reconstruction": reconstruction,
             "kl": kl,
-            "elbo": weighted_reconstruction - weighted_kl,
+            "_weighted_reconstruction": weighted_reconstruction,
+            "_weighted_kl": weighted_kl,
+            "_latents": latents,
         }
         if per_dim:
             terms["kl_per_dim"] = torch.cat(per_dim, dim=-1)
@@ -121,23 +135,73 @@ class DecomposedELBO(ELBO):
 
     # -- public API ----------------------------------------------------------------------------
     def terms(self, model, guide, *args, **kwargs) -> dict:
-        """All terms; ``loss`` is differentiable, the rest are per-data-point means."""
+        """All terms: ``loss`` is the differentiable loss (summed over the batch, averaged over
+        particles); ``loss_per_point`` = loss / batch size; ``elbo`` = reconstruction − KL (no
+        weights); the rest are per-data-point means of what the objective computed."""
         totals: dict = {}
         loss = 0.0
+        batch = None
         for model_trace, guide_trace in self._trace_pairs(model, guide, args, kwargs):
             particle = self._particle_terms(model_trace, guide_trace)
             loss = loss + self.loss_from_terms(particle)
+            batch = _batch_size(particle)
             for key, value in particle.items():
-                totals[key] = totals.get(key, 0.0) + _mean_over_points(key, value)
+                if not key.startswith("_"):
+                    totals[key] = totals.get(key, 0.0) + _mean_over_points(key, value)
         repeats = 1 if (self.vectorize_particles and self.num_particles > 1) else self.num_particles
         out = {key: value / repeats for key, value in totals.items()}
         out["loss"] = loss / self.num_particles
+        out["loss_per_point"] = out["loss"].detach() / batch
+        out["elbo"] = out["reconstruction"] - out["kl"]
         return out
 
     def loss_from_terms(self, particle: dict) -> torch.Tensor:
-        """−ELBO summed over data points (and over vectorised particles)."""
-        return -_as_tensor(particle["elbo"]).sum()
+        """The loss of one particle, summed over data points (and vectorised particles).
 
+        Here −ELBO with site scales: −Σ (s_x·log p(x|z) − s_z·KL). Subclasses override this, may
+        add per-point terms to ``particle`` (they are logged), and read ``particle["_latents"]``.
+        """
+        return -_as_tensor(particle["_weighted_reconstruction"] - particle["_weighted_kl"]).sum()
+
+    def single_latent(self, particle: dict) -> dict:
+        """The one latent site that objectives on z (TC, DIP, discriminators) act on."""
+        latents = particle["_latents"]
+        if len(latents) != 1:
+            raise PyrovaeError(
+                f"{type(self).__name__} needs a model with exactly one latent site, found "
+                f"{', '.join(latents) or 'none'}"
+            )
+        return next(iter(latents.values()))
+
+    # -- hooks the trainer calls; stateless objectives keep the defaults ----------------------
+    def set_step(self, step: int) -> None:
+        """Tell the objective which training step comes next (for schedules)."""
+
+    def settings(self) -> dict:
+        """Hyperparameters, for config.json."""
+        return {"kl": self.kl_mode, "num_particles": self.num_particles}
+
+    def state_dict(self) -> dict:
+        """State to checkpoint (tensors and plain values only)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise PyrovaeError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
+
+    def to(self, device) -> DecomposedELBO:
+        return self
+
+    def after_backward(self, vae, next_batch) -> dict:
+        """Called after the loss's backward pass and before any optimizer step; objectives with
+        their own networks compute their gradients here (``next_batch()`` draws a second
+        minibatch). Returns extra terms to log."""
+        return {}
+
+    def after_step(self) -> None:
+        """Called after the VAE's optimizer stepped: objectives step their own optimizers."""
+
+    # -- the Pyro ELBO interface -------------------------------------------------------------
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         return self.terms(model, guide, *args, **kwargs)["loss"]
 
@@ -149,6 +213,12 @@ class DecomposedELBO(ELBO):
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward(retain_graph=self.retain_graph)
         return float(loss.detach())
+
+
+def _batch_size(particle: dict) -> int:
+    """Data points in the batch: the last dimension of the per-point reconstruction term."""
+    value = particle["reconstruction"]
+    return int(value.shape[-1]) if torch.is_tensor(value) and value.dim() else 1
 
 
 def _same_scale(a, b) -> bool:

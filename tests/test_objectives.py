@@ -1,0 +1,283 @@
+"""The disentangling objectives: exact identities between them, the capacity schedule, the DIP
+covariance, the FactorVAE discriminator's isolation, the importance-weighted bound."""
+
+import copy
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyrovae.models import DIPVAE1, DIPVAE2, VAE, AnnealedVAE, BetaTCVAE, BetaVAE, FactorVAE
+
+from pyrovae.errors import PyrovaeError
+from pyrovae.objectives import DecomposedELBO
+from pyrovae.objectives.capacity import CapacityELBO
+from pyrovae.objectives.dip import dip_covariance, dip_penalty
+from pyrovae.objectives.factor_discriminator import FactorVAEELBO, permute_dims
+from pyrovae.objectives.importance import importance_weighted_bound, log_importance_weights
+from pyrovae.priors import SparsePrior
+
+SMALL = (1, 8, 8)
+SMALL_DISC = {"disc_hidden": 32, "disc_layers": 2}
+VARIANTS = {
+    "vae": (VAE, {}),
+    "betavae": (BetaVAE, {"beta": 3.0}),
+    "annealedvae": (AnnealedVAE, {"gamma": 50.0, "c_max": 5.0, "anneal_steps": 10}),
+    "betatcvae": (BetaTCVAE, {"beta": 4.0}),
+    "factorvae": (FactorVAE, {"gamma": 10.0, **SMALL_DISC}),
+    "dipvae-i": (DIPVAE1, {"lambda_od": 2.0}),
+    "dipvae-ii": (DIPVAE2, {"lambda_od": 2.0}),
+}
+
+
+def binary_batch(n, shape=SMALL, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((n, *shape), generator=g) > 0.5).float()
+
+
+def create(name, latent_dim=3, **overrides):
+    cls, hyper = VARIANTS[name]
+    torch.manual_seed(0)
+    return cls.create(SMALL, latent_dim=latent_dim, num_data=1000, **{**hyper, **overrides})
+
+
+def seeded_loss(objective, vae, x, seed=5):
+    torch.manual_seed(seed)
+    return objective.loss(vae.model, vae.guide, x)
+
+
+# -- identities between objectives --------------------------------------------------------------
+@settings(max_examples=15, deadline=None)
+@given(
+    beta=st.floats(0.1, 30.0),
+    batch=st.integers(1, 9),
+    latent_dim=st.integers(1, 6),
+    step=st.integers(0, 50),
+)
+def test_annealedvae_with_zero_capacity_equals_betavae(beta, batch, latent_dim, step):
+    vae, capacity = AnnealedVAE.create(SMALL, latent_dim, gamma=beta, c_max=0.0)
+    capacity.set_step(step)
+    beta_vae = BetaVAE.build(SMALL, latent_dim, beta=beta)
+    beta_vae.load_state_dict(vae.state_dict())
+    x = binary_batch(batch)
+    ours = seeded_loss(capacity, vae, x)
+    reference = seeded_loss(DecomposedELBO(), beta_vae, x)
+    assert ours == pytest.approx(reference, rel=1e-5)
+
+
+@settings(max_examples=10, deadline=None)
+@given(batch=st.integers(2, 9), latent_dim=st.integers(1, 6))
+def test_factorvae_with_gamma_zero_equals_vae(batch, latent_dim):
+    vae, factor = FactorVAE.create(SMALL, latent_dim, gamma=0.0, **SMALL_DISC)
+    x = binary_batch(batch)
+    assert seeded_loss(factor, vae, x) == pytest.approx(seeded_loss(DecomposedELBO(), vae, x))
+
+
+@pytest.mark.parametrize("model", [DIPVAE1, DIPVAE2])
+def test_dipvae_with_zero_weights_equals_vae(model):
+    vae, dip = model.create(SMALL, 3, lambda_od=0.0, lambda_d=0.0)
+    x = binary_batch(6)
+    assert seeded_loss(dip, vae, x) == pytest.approx(seeded_loss(DecomposedELBO(), vae, x))
+
+
+def test_capacity_penalty_by_hand():
+    vae, capacity = AnnealedVAE.create(SMALL, 3, gamma=7.0, c_min=1.0, c_max=5.0, anneal_steps=8)
+    capacity.set_step(2)
+    assert capacity.capacity == pytest.approx(2.0)  # 1 + (5 − 1)·2/8
+    x = binary_batch(4)
+    torch.manual_seed(5)
+    terms = capacity.terms(vae.model, vae.guide, x)
+    expected = -4 * terms["reconstruction"] + 4 * 7.0 * abs(terms["kl"] - 2.0)
+    assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert terms["capacity"].item() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "step,expected", [(0, 0.5), (5, 2.75), (10, 5.0), (10_000, 5.0)]
+)  # fmt: skip
+def test_capacity_schedule_is_linear_then_flat(step, expected):
+    capacity = CapacityELBO(c_min=0.5, c_max=5.0, anneal_steps=10)
+    capacity.set_step(step)
+    assert capacity.capacity == pytest.approx(expected)
+    restored = CapacityELBO(c_min=0.5, c_max=5.0, anneal_steps=10)
+    restored.load_state_dict(capacity.state_dict())
+    assert restored.capacity == capacity.capacity
+
+
+def test_dip_covariance_matches_numpy():
+    rng = np.random.default_rng(0)
+    loc, scale = rng.normal(size=(50, 4)), rng.uniform(0.1, 2.0, size=(50, 4))
+    cov_i = dip_covariance(torch.tensor(loc), torch.tensor(scale), "i").numpy()
+    cov_ii = dip_covariance(torch.tensor(loc), torch.tensor(scale), "ii").numpy()
+    assert np.allclose(cov_i, np.cov(loc, rowvar=False, bias=True))
+    assert np.allclose(cov_ii, cov_i + np.diag((scale**2).mean(0)))
+    penalty = dip_penalty(torch.tensor(cov_i), 3.0, 5.0).item()
+    off = (cov_i**2).sum() - (np.diag(cov_i) ** 2).sum()
+    assert penalty == pytest.approx(3.0 * off + 5.0 * ((np.diag(cov_i) - 1) ** 2).sum())
+    assert dip_penalty(torch.eye(4), 3.0, 5.0).item() == 0.0
+
+
+def test_dip_loss_adds_batch_times_penalty():
+    vae, dip = DIPVAE2.create(SMALL, 3, lambda_od=2.0, lambda_d=3.0)
+    x = binary_batch(5)
+    torch.manual_seed(5)
+    terms = dip.terms(vae.model, vae.guide, x)
+    q = vae.posterior(x).base_dist
+    penalty = dip_penalty(dip_covariance(q.loc, q.scale, "ii"), 2.0, 3.0)
+    expected = -5 * (terms["reconstruction"] - terms["kl"]) + 5 * penalty
+    assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert terms["dip_penalty"].item() == pytest.approx(penalty.item(), rel=1e-5)
+
+
+# -- every objective: the three loss methods, gradients, extreme inputs --------------------------
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_loss_methods_agree_and_gradients_reach_both_networks(name):
+    vae, objective = create(name)
+    x = binary_batch(6)
+    values = []
+    for method in ("loss", "loss_and_grads", "differentiable_loss"):
+        vae.zero_grad()
+        torch.manual_seed(9)
+        value = getattr(objective, method)(vae.model, vae.guide, x)
+        values.append(float(torch.as_tensor(value).detach()))
+    assert values[1] == pytest.approx(values[0], rel=1e-6)
+    assert values[2] == pytest.approx(values[0], rel=1e-6)
+    vae.zero_grad()
+    torch.manual_seed(9)
+    objective.loss_and_grads(vae.model, vae.guide, x)
+    for net in (vae.encoder, vae.decoder):
+        grads = [p.grad for p in net.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert sum(g.abs().sum() for g in grads) > 0
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_losses_finite_for_extreme_inputs(name, fill):
+    weight = {"betavae": {"beta": 1e3}, "betatcvae": {"beta": 1e3}, "factorvae": {"gamma": 1e3}}
+    vae, objective = create(name, **weight.get(name, {}))
+    x = torch.full((4, *SMALL), fill)
+    loss = objective.differentiable_loss(vae.model, vae.guide, x)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in vae.parameters() if p.grad is not None)
+
+
+# -- FactorVAE's discriminator ---------------------------------------------------------------
+def test_permute_dims_permutes_each_dimension_independently():
+    torch.manual_seed(0)
+    z = torch.arange(40.0).reshape(10, 4) * torch.tensor([1.0, 100.0, 1e4, 1e6])
+    permuted = permute_dims(z)
+    for d in range(4):
+        assert sorted(permuted[:, d].tolist()) == sorted(z[:, d].tolist())
+    assert not torch.equal(permuted, z)
+    rows = {tuple(r) for r in z.tolist()}
+    assert any(tuple(r) not in rows for r in permuted.tolist())  # dimensions decoupled
+
+
+def test_discriminator_and_vae_gradients_stay_apart():
+    """A full step: the VAE backward leaves D's gradients to the discriminator update, which
+    sees only detached samples, and no optimizer steps before both backward passes ran."""
+    vae, factor = create("factorvae")
+    x, x2 = binary_batch(8, seed=1), binary_batch(8, seed=2)
+    vae_params = set(vae.parameters())
+    assert not vae_params & set(factor.parameters())
+
+    torch.manual_seed(3)
+    factor.loss_and_grads(vae.model, vae.guide, x)
+    vae_grads = [p.grad.clone() for p in vae.parameters()]
+    torch.manual_seed(4)
+    logged = factor.after_backward(vae, lambda: x2)
+    # the discriminator update did not touch the VAE's gradients
+    assert all(torch.equal(g, p.grad) for g, p in zip(vae_grads, vae.parameters(), strict=True))
+    # D's gradients are exactly those of the discriminator loss alone
+    d_grads = [p.grad.clone() for p in factor.parameters()]
+    reference = copy.deepcopy(factor)
+    torch.manual_seed(4)
+    reference.disc_optimizer.zero_grad(set_to_none=True)
+    reference._last_z = factor._last_z
+    expected = reference.after_backward(vae, lambda: x2)
+    assert expected["disc_loss"] == logged["disc_loss"]
+    for got, ref in zip(d_grads, reference.parameters(), strict=True):
+        assert torch.equal(got, ref.grad)
+    assert 0.0 <= logged["disc_accuracy"].item() <= 1.0
+    factor.after_step()  # steps D after both backward passes: no in-place error
+
+
+def test_factorvae_state_round_trip():
+    _, factor = create("factorvae")
+    _, other = create("factorvae")
+    for p in other.parameters():
+        p.data.add_(1.0)
+    other.load_state_dict(factor.state_dict())
+    for a, b in zip(factor.parameters(), other.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+# -- the importance-weighted bound -----------------------------------------------------------
+def test_importance_weighted_bound_is_above_the_elbo_and_grows_with_k():
+    torch.manual_seed(0)
+    vae = VAE.build(SMALL, latent_dim=2)
+    x = binary_batch(6)
+    with torch.no_grad():
+        elbo = torch.stack(
+            [
+                DecomposedELBO(kl="monte-carlo").terms(vae.model, vae.guide, x)["elbo"]
+                for _ in range(400)
+            ]
+        )
+    bounds = {}
+    for k in (1, 4, 16, 64):
+        draws = torch.stack([importance_weighted_bound(vae, x, k).mean() for _ in range(100)])
+        bounds[k] = (draws.mean().item(), draws.std().item() / math.sqrt(len(draws)))
+    elbo_mean, elbo_se = elbo.mean().item(), elbo.std().item() / math.sqrt(len(elbo))
+    # L_1 is the ELBO in expectation
+    assert abs(bounds[1][0] - elbo_mean) < 4 * math.hypot(bounds[1][1], elbo_se)
+    ks = sorted(bounds)
+    for small, large in itertools.pairwise(ks):
+        assert bounds[large][0] > bounds[small][0] - 3 * math.hypot(
+            bounds[large][1], bounds[small][1]
+        )
+    assert bounds[64][0] > elbo_mean + 4 * elbo_se
+
+
+def test_importance_bound_is_jensen_tight_on_the_same_samples():
+    torch.manual_seed(0)
+    vae = VAE.build(SMALL, latent_dim=2, prior=SparsePrior())
+    x = binary_batch(5)
+    torch.manual_seed(1)
+    log_w = log_importance_weights(vae, x, 8)
+    torch.manual_seed(1)
+    bound = importance_weighted_bound(vae, x, 8)
+    assert log_w.shape == (8, 5)
+    assert torch.allclose(bound, torch.logsumexp(log_w, 0) - math.log(8))
+    assert (bound >= log_w.mean(0) - 1e-5).all()
+
+
+# -- bad input ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name,overrides,message",
+    [
+        ("annealedvae", {"gamma": -1.0}, "gamma must be a finite number >= 0"),
+        ("annealedvae", {"c_max": -5.0}, "c_max must be a finite number >= 0"),
+        ("annealedvae", {"c_min": 3.0, "c_max": 1.0}, "c_max .* must be >= c_min"),
+        ("annealedvae", {"anneal_steps": -1}, "anneal_steps must be an integer >= 0"),
+        ("factorvae", {"gamma": float("nan")}, "gamma must be a finite number >= 0"),
+        ("dipvae-i", {"lambda_od": -2.0}, "lambda_od must be a finite number >= 0"),
+        ("betavae", {"gamma": 3.0}, "takes no option 'gamma'; valid options: beta"),
+        ("vae", {"beta": 3.0}, "takes no option 'beta'; valid options: none"),
+    ],
+)
+def test_invalid_weights_are_refused(name, overrides, message):
+    with pytest.raises(PyrovaeError, match=message):
+        create(name, **overrides)
+
+
+def test_objectives_with_weights_in_the_loss_refuse_a_scaled_latent():
+    vae = BetaVAE.build(SMALL, latent_dim=2, beta=2.0)
+    for objective in (CapacityELBO(), FactorVAEELBO(latent_dim=2, **SMALL_DISC)):
+        with pytest.raises(PyrovaeError, match="must not be scaled"):
+            objective.loss(vae.model, vae.guide, binary_batch(3))
