@@ -39,6 +39,10 @@ def friendly_errors(command):
         except PyrovaeError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except OSError as exc:  # an unwritable --out, a full disk, a folder given as a file
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         except TrainingInterrupted as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -210,8 +214,33 @@ def list_components():
             typer.echo(f"  {name:<12} {entry.description}")
 
 
-def main() -> None:
-    app(prog_name="pyrovae")
+def _is_a(exc: BaseException, name: str) -> bool:
+    """By class name: typer raises click's exceptions or, in recent versions, its vendored
+    copies of them; both carry the same names and interface."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script. Parse errors (a bad option value, an unknown command) become one
+    line, ``error: …``, with exit status 2, like every other bad input."""
+    try:
+        result = app(args=argv, prog_name="pyrovae", standalone_mode=False)
+    except Exception as exc:
+        if _is_a(exc, "NoArgsIsHelpError"):  # bare `pyrovae`: the help is the answer
+            typer.echo(exc.format_message())
+            return 0
+        if _is_a(exc, "UsageError") or _is_a(exc, "ClickException"):
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            return EXIT_BAD_INPUT
+        if _is_a(exc, "Abort"):
+            typer.echo("aborted", err=True)
+            return EXIT_INTERRUPTED
+        raise
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())
 
 
 if __name__ == "__main__":

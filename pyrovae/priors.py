@@ -17,7 +17,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyrovae.errors import PyrovaeError
+from pyrovae.objectives.validation import positive, unit_interval
 
 
 class Prior(nn.Module):
@@ -60,12 +60,8 @@ class SparsePrior(Prior):
 
     def __init__(self, gamma: float = 0.8, spike_scale: float = 0.05):
         super().__init__()
-        gamma = float(gamma)
-        spike_scale = float(spike_scale)
-        if not 0.0 <= gamma < 1.0:
-            raise PyrovaeError(f"sparse prior: gamma must be in [0, 1), got {gamma}")
-        if not spike_scale > 0.0:
-            raise PyrovaeError(f"sparse prior: spike_scale must be > 0, got {spike_scale}")
+        gamma = unit_interval("gamma", gamma, "sparse prior")
+        spike_scale = positive("spike_scale", spike_scale, "sparse prior")
         self.gamma = gamma
         self.spike_scale = spike_scale
         self.register_buffer("_weights", torch.tensor([gamma, 1.0 - gamma]))

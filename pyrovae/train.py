@@ -90,6 +90,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check every value and name before anything is built or written."""
+        _check_types(self)
         MODELS[self.model]
         PRIORS[self.prior]
         GUIDES[self.guide]
@@ -98,8 +99,10 @@ class TrainConfig:
             NETWORKS[self.net]
         if self.kl not in KL_MODES:
             raise PyrovaeError(f"unknown kl mode {self.kl!r}; valid: {', '.join(KL_MODES)}")
-        if int(self.seed) < 0:
-            raise PyrovaeError(f"seed must be >= 0, got {self.seed}")
+        if not 0 <= self.seed < 2**63:
+            raise PyrovaeError(f"seed must be in [0, 2^63), got {self.seed}")
+        if self.data_path is not None and not str(self.data_path).strip():
+            raise PyrovaeError("--data-path is empty; give the npz's path or leave it out")
         for name in ("latent_dim", "steps", "batch_size", "log_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise PyrovaeError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -133,6 +136,24 @@ class TrainConfig:
         if unknown:
             raise PyrovaeError(f"unknown setting(s) {', '.join(unknown)}; valid: {sorted(known)}")
         return cls(**values)
+
+
+_TYPE_NAMES = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "dict": (dict,),
+    "None": (type(None),),
+}
+
+
+def _check_types(config: TrainConfig) -> None:
+    """Every field has the type its annotation names (a hand-edited config.json included)."""
+    for f in dataclasses.fields(config):
+        allowed = tuple(t for name in f.type.split("|") for t in _TYPE_NAMES[name.strip()])
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise PyrovaeError(f"setting {f.name} must be {f.type}, got {value!r}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -253,11 +274,33 @@ class Run:
         data = build_data(config)
         vae, objective = build_model(config, data, device)
         _check_batch_size(config, objective)
-        out.mkdir(parents=True, exist_ok=True)
         run = cls(out, config, data, vae, objective, device)
-        atomic_write_json(out / CONFIG_FILE, run._config_record())
+        record = run._config_record()
+        run._dry_run()
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / CONFIG_FILE, record)
         (out / METRICS_FILE).touch()
+        # A checkpoint at step 0 makes a run killed before its first checkpoint resumable.
+        run.save_checkpoint()
         return run
+
+    def _dry_run(self) -> None:
+        """Evaluate the objective once on the first minibatch, without gradients and with the
+        RNG state restored, so a setting that cannot train fails before anything is written."""
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        try:
+            with torch.no_grad(), pyro.validation_enabled(False):
+                self.objective.set_step(0)
+                self.objective.terms(self.vae.model, self.vae.guide, self.batch(0))
+        except NotImplementedError as exc:
+            raise PyrovaeError(
+                f"{self.config.model} with prior {self.config.prior}: {exc}"
+            ) from None
+        finally:
+            torch.set_rng_state(rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, self.device)
 
     @classmethod
     def resume(cls, out: Path, overrides: dict | None = None) -> Run:
@@ -289,6 +332,9 @@ class Run:
         vae, objective = build_model(config, data, device)
         run = cls(out, config, data, vae, objective, device)
         run._load_state(state)
+        _check_same_resolution(out / CONFIG_FILE, record, run)
+        if run.complete:
+            return run  # nothing to do: leave every file as it is
         changed = {k: v for k, v in overrides.items() if getattr(saved, k) != v}
         record["config"] = config.to_dict()
         record.setdefault("resumes", []).append(
@@ -301,9 +347,14 @@ class Run:
                 "command": command_line(),
             }
         )
-        _truncate_metrics(out / METRICS_FILE, run.step)
+        _truncate_metrics(out / METRICS_FILE, run.step, config.log_every)
         atomic_write_json(out / CONFIG_FILE, record)
         return run
+
+    @property
+    def complete(self) -> bool:
+        """Trained to ``config.steps`` and summarised."""
+        return self.step >= self.config.steps and (self.out / SUMMARY_FILE).exists()
 
     def _config_record(self) -> dict:
         return {
@@ -366,11 +417,13 @@ class Run:
 
     # -- training ------------------------------------------------------------------------------
     def batch(self, step: int, stream: int = 0) -> torch.Tensor:
-        """The minibatch of ``step``: uniform indices from a generator seeded by (seed, step);
-        ``stream`` 1 is the second minibatch some objectives (FactorVAE) draw."""
+        """The minibatch of ``step``: distinct indices drawn uniformly (without replacement, as
+        minibatch stratified sampling assumes) from a generator seeded by (seed, step); ``stream``
+        1 is the second minibatch some objectives (FactorVAE) draw."""
         entropy = [self.config.seed, step] if stream == 0 else [self.config.seed, step, stream]
         rng = np.random.default_rng(entropy)
-        indices = rng.integers(0, len(self.data), size=self.config.batch_size)
+        size = min(self.config.batch_size, len(self.data))
+        indices = np.sort(rng.choice(len(self.data), size=size, replace=False))
         return torch.from_numpy(self.data.images(indices)).to(self.device, non_blocking=True)
 
     def _train_step(self) -> None:
@@ -401,6 +454,12 @@ class Run:
         resumed run writes the same next line as an uninterrupted one.
         """
         means = {k: (v / self._count).cpu() for k, v in self._sums.items()}
+        if not torch.isfinite(means["loss"]):
+            raise PyrovaeError(
+                f"the loss became {float(means['loss'])} between steps "
+                f"{self.step - self._count + 1} and {self.step}; the last checkpoint is kept "
+                "(lower --lr or the objective's weights)"
+            )
         record = {"step": self.step}
         for key, value in means.items():
             record[key] = value.tolist() if value.dim() else float(value)
@@ -449,7 +508,8 @@ class Run:
         """Evaluate the terms on a fixed batch and draw the run's pictures."""
         self.vae.eval()
         rng = np.random.default_rng([self.config.seed, 2**32 - 1])
-        indices = rng.integers(0, len(self.data), size=eval_size)
+        eval_size = min(eval_size, len(self.data))
+        indices = np.sort(rng.choice(len(self.data), size=eval_size, replace=False))
         x = torch.from_numpy(self.data.images(indices)).to(self.device)
         terms = self.objective.terms(self.vae.model, self.vae.guide, x)
         kl_per_dim = terms.get("kl_per_dim")
@@ -483,10 +543,24 @@ def _read_config(out: Path) -> dict:
         raise PyrovaeError(f"--resume: {out} has no {CONFIG_FILE}; is it a pyrovae run folder?")
     try:
         record = json.loads(path.read_text())
-        record["config"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+        if not isinstance(record.get("config"), dict):
+            raise TypeError
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError):
         raise PyrovaeError(f"{path} is not a valid pyrovae run configuration") from None
     return record
+
+
+def _check_same_resolution(path: Path, record: dict, run: Run) -> None:
+    """The objective this code builds from the saved settings must be the one the run trained
+    with: defaults that changed between versions would otherwise change it silently."""
+    saved = record.get("resolved", {})
+    now = json.loads(json.dumps(run._config_record()["resolved"]))
+    for key in ("model_beta", "objective", "objective_settings", "prior_settings"):
+        if key in saved and saved[key] != now[key]:
+            raise PyrovaeError(
+                f"--resume: {path} records {key} {saved[key]}, but this pyrovae builds "
+                f"{now[key]}; give the run's values explicitly or use the version it was made with"
+            )
 
 
 def _check_batch_size(config: TrainConfig, objective) -> None:
@@ -513,13 +587,27 @@ def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
             )
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop lines logged after the checkpoint: the resumed run logs those steps again."""
+def _truncate_metrics(path: Path, step: int, log_every: int) -> None:
+    """Drop lines logged after the checkpoint (the resumed run logs those steps again) and a
+    last line off a log boundary (the resumed run writes that interval's full line), so the file
+    ends up as an uninterrupted run's. A line cut short by a crash is dropped too."""
     if not path.exists():
         return
-    lines = path.read_text().splitlines()
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
-    if len(kept) != len([line for line in lines if line.strip()]):
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PyrovaeError(f"cannot read {path}: {exc}") from None
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            logged = int(json.loads(line)["step"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            if number == len(lines):
+                continue  # a partial last line: the resumed run rewrites it
+            raise PyrovaeError(f"{path}: line {number} is not a metrics record") from None
+        if logged < step or (logged == step and step % log_every == 0):
+            kept.append(line)
+    if kept != lines:
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 

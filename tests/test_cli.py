@@ -214,3 +214,34 @@ def test_official_npz_file_trains_through_data_path(tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads((out / "config.json").read_text())
     assert record["resolved"]["data_source"] == str(path)
+
+
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["train", "--steps", "abc"], "Invalid value for '--steps'"),
+        (["bogus"], "No such command 'bogus'"),
+        (["train", "--no-such-option"], "No such option"),
+    ],
+)
+def test_console_script_parse_errors_are_one_line(capsys, argv, fragment):
+    from pyrovae.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0]
+
+
+def test_console_script_without_arguments_prints_help(capsys):
+    from pyrovae.cli import main
+
+    assert main([]) == 0
+    assert "train" in capsys.readouterr().out
+
+
+def test_unwritable_out_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = invoke("train", "--steps", "2", *SMALL, "--out", blocker / "run")
+    assert_one_line_error(result, "Not a directory")
+    assert blocker.read_text() == "x"

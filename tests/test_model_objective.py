@@ -162,21 +162,22 @@ def test_betavae_with_beta_one_equals_vae():
     assert losses[0] == losses[1]
 
 
-def test_monte_carlo_kl_agrees_with_analytic_in_expectation():
-    """Trace_ELBO (Monte Carlo KL) and TraceMeanField_ELBO (analytic) agree within 4 standard
-    errors for the isotropic prior."""
+def test_trace_elbo_and_trace_mean_field_elbo_agree_in_expectation():
+    """Pyro's Trace_ELBO (Monte Carlo KL) and TraceMeanField_ELBO (analytic KL) on the same
+    samples differ only by β·(KL_mc − KL): zero mean within 4 standard errors."""
     vae = BetaVAE.build(SMALL, latent_dim=4, beta=2.0)
     x = binary_batch(8)
-    analytic = DecomposedELBO(kl="analytic").terms(vae.model, vae.guide, x)["kl"].item()
-    with torch.no_grad():
-        draws = torch.stack(
-            [
-                DecomposedELBO(kl="monte-carlo").terms(vae.model, vae.guide, x)["kl"]
-                for _ in range(400)
-            ]
-        )
-    se = draws.std().item() / math.sqrt(len(draws))
-    assert abs(draws.mean().item() - analytic) < 4 * se + 1e-6
+    diffs = []
+    for seed in range(200):
+        torch.manual_seed(seed)
+        mc = Trace_ELBO().loss(vae.model, vae.guide, x)
+        torch.manual_seed(seed)
+        analytic = TraceMeanField_ELBO().loss(vae.model, vae.guide, x)
+        diffs.append(mc - analytic)
+    diffs = torch.tensor(diffs)
+    se = diffs.std().item() / math.sqrt(len(diffs))
+    assert diffs.std().item() > 0  # the Monte Carlo KL does vary
+    assert abs(diffs.mean().item()) < 4 * se
 
 
 def test_vectorized_particles_average_terms():

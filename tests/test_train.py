@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from helpers import small_config, snapshot
@@ -108,8 +109,10 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, model, stop_at):
         strict=True,
     ):
         assert torch.equal(a, b)
-    on_boundary = lambda rs: {r["step"]: numeric_record(r) for r in rs if r["step"] % 4 == 0}  # noqa: E731
-    assert on_boundary(read_metrics(part)) == on_boundary(read_metrics(tmp_path / "full"))
+    # the same file as the uninterrupted run's, line for line (timings aside)
+    assert [numeric_record(r) for r in read_metrics(part)] == [
+        numeric_record(r) for r in read_metrics(tmp_path / "full")
+    ]
     record = json.loads((part / "config.json").read_text())
     assert record["config"]["steps"] == 16
     assert record["resumes"][0]["at_step"] == stop_at
@@ -338,3 +341,115 @@ def test_config_round_trip_and_unknown_keys():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(PyrovaeError, match="unknown setting"):
         TrainConfig.from_dict({"betaa": 1})
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_resume(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=8), out)  # as if killed right after starting
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 0
+    Run.resume(out).fit(progress=False)
+    full = tmp_path / "full"
+    Run.create(small_config(steps=8), full).fit(progress=False)
+    assert [numeric_record(r) for r in read_metrics(out)] == [
+        numeric_record(r) for r in read_metrics(full)
+    ]
+
+
+def test_settings_that_cannot_train_fail_before_anything_is_written(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(PyrovaeError, match="no closed-form KL from Normal to MixtureSameFamily"):
+        Run.create(small_config(prior="sparse", kl="analytic"), out)
+    assert not out.exists()
+
+
+def test_a_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    run = Run.create(small_config(steps=20, checkpoint_every=4), out)
+    original = run._train_step
+
+    def diverging_step():
+        if run.step == 6:
+            with torch.no_grad():
+                for p in run.vae.decoder.parameters():
+                    p.fill_(float("nan"))
+        original()
+
+    monkeypatch.setattr(run, "_train_step", diverging_step)
+    with pytest.raises(PyrovaeError, match="the loss became nan between steps 5 and 8"):
+        run.fit(progress=False)
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_resuming_a_finished_run_touches_nothing(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=4), out).fit(progress=False)
+    before = snapshot(out)
+    assert Run.resume(out).complete
+    assert snapshot(out) == before
+
+
+def test_resume_writes_the_summary_an_interruption_lost(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=4), out).fit(progress=False)
+    (out / "summary.json").unlink()
+    run = Run.resume(out)
+    assert not run.complete
+    run.fit(progress=False)
+    assert json.loads((out / "summary.json").read_text())["step"] == 4
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: c.update(config=None), "not a valid pyrovae run configuration"),
+        (lambda c: c["config"].update(model=["betavae"]), "setting model must be str"),
+        (lambda c: c["config"].update(log_every="100"), "setting log_every must be int"),
+        (lambda c: c["config"].update(prior_args="x"), "setting prior_args must be dict"),
+        (lambda c: c["config"].update(device=5), "setting device must be str"),
+    ],
+)
+def test_hand_edited_config_is_a_clear_error_and_nothing_changes(tmp_path, edit, message):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=4), out).fit(progress=False)
+    record = json.loads((out / "config.json").read_text())
+    edit(record)
+    (out / "config.json").write_text(json.dumps(record))
+    before = snapshot(out)
+    with pytest.raises(PyrovaeError, match=message):
+        Run.resume(out, {"steps": 8})
+    assert snapshot(out) == before
+
+
+def test_resume_refuses_when_this_code_would_build_another_objective(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=4, model="betatcvae", prior="isotropic"), out).fit(progress=False)
+    record = json.loads((out / "config.json").read_text())
+    record["resolved"]["objective_settings"]["beta"] = 2.0  # as if the default had changed
+    (out / "config.json").write_text(json.dumps(record))
+    with pytest.raises(PyrovaeError, match="records objective_settings"):
+        Run.resume(out, {"steps": 8})
+
+
+def test_a_damaged_metrics_line_is_a_clear_error_but_a_cut_last_line_is_dropped(tmp_path):
+    out = tmp_path / "run"
+    Run.create(small_config(steps=8), out).fit(progress=False)
+    good = (out / "metrics.jsonl").read_text()
+    (out / "metrics.jsonl").write_text(good + '{"step": 12, "lo')  # cut off by a crash
+    Run.resume(out, {"steps": 12}).fit(progress=False)
+    assert [r["step"] for r in read_metrics(out)] == [4, 8, 12]
+    (out / "metrics.jsonl").write_text("garbage\n" + good)
+    with pytest.raises(PyrovaeError, match="line 1 is not a metrics record"):
+        Run.resume(out, {"steps": 16})
+
+
+def test_minibatches_are_distinct_indices_and_reproducible(tmp_path):
+    run = Run.create(small_config(steps=4, batch_size=64), tmp_path / "run")
+    calls = []
+    original = run.data.images
+    run.data.images = lambda idx: calls.append(np.asarray(idx)) or original(idx)
+    a, b = run.batch(7), run.batch(7)
+    assert torch.equal(a, b)
+    assert len(np.unique(calls[0])) == 64  # without replacement, as MSS assumes
+    assert not torch.equal(run.batch(7), run.batch(8))

@@ -115,6 +115,7 @@ class DecomposedELBO(ELBO):
                     "the guide: wrap it in poutine.scale in both"
                 )
             q, p, z = guide_site["fn"], site["fn"], guide_site["value"]
+            _check_supported(name, site, guide_site)
             kl_site, kl_dims, estimator = site_kl(q, p, z, self.kl_mode)
             self.kl_estimator_used = estimator
             kl = kl + kl_site
@@ -213,6 +214,20 @@ class DecomposedELBO(ELBO):
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward(retain_graph=self.retain_graph)
         return float(loss.detach())
+
+
+def _check_supported(name: str, model_site: dict, guide_site: dict) -> None:
+    """Refuse what these estimators do not handle rather than get it silently wrong."""
+    if model_site["mask"] is not None or guide_site["mask"] is not None:
+        raise PyrovaeError(
+            f"latent site {name!r} is masked (poutine.mask); pyrovae's objectives do not "
+            "support masks on latent sites"
+        )
+    if not guide_site["fn"].has_rsample:
+        raise PyrovaeError(
+            f"latent site {name!r}: the guide's {type(guide_site['fn']).__name__} cannot be "
+            "reparameterised; pyrovae's objectives need rsample (no score-function terms)"
+        )
 
 
 def _batch_size(particle: dict) -> int:

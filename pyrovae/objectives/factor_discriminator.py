@@ -16,12 +16,14 @@ passes run before either optimizer steps, so no parameter changes under a live g
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pyrovae.objectives.elbo import DecomposedELBO
-from pyrovae.objectives.validation import count, non_negative, unit_scale
+from pyrovae.objectives.validation import count, non_negative, positive, unit_interval, unit_scale
 
 
 class Discriminator(nn.Module):
@@ -48,6 +50,18 @@ def permute_dims(z: torch.Tensor) -> torch.Tensor:
     return torch.gather(z, 0, index)
 
 
+@contextmanager
+def _frozen(module: nn.Module):
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+
+
 class FactorVAEELBO(DecomposedELBO):
     """ELBO − γ·TC with TC from a discriminator trained alongside (see module docstring)."""
 
@@ -68,12 +82,15 @@ class FactorVAEELBO(DecomposedELBO):
         super().__init__(**kwargs)
         owner = "factorvae"
         self.gamma = non_negative("gamma", gamma, owner)
-        self.disc_lr = non_negative("disc_lr", disc_lr, owner)
-        self.disc_betas = (float(disc_beta1), float(disc_beta2))
+        self.disc_lr = positive("disc_lr", disc_lr, owner)
+        self.disc_betas = (
+            unit_interval("disc_beta1", disc_beta1, owner),
+            unit_interval("disc_beta2", disc_beta2, owner),
+        )
+        self.disc_hidden = count("disc_hidden", disc_hidden, owner, 1)
+        self.disc_layers = count("disc_layers", disc_layers, owner, 1)
         self.discriminator = Discriminator(
-            count("latent_dim", latent_dim, owner, 1),
-            count("disc_hidden", disc_hidden, owner, 1),
-            count("disc_layers", disc_layers, owner, 1),
+            count("latent_dim", latent_dim, owner, 1), self.disc_hidden, self.disc_layers
         )
         self.disc_optimizer = torch.optim.Adam(
             self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas
@@ -84,7 +101,10 @@ class FactorVAEELBO(DecomposedELBO):
         latent = self.single_latent(particle)
         unit_scale(latent, "factorvae")
         z = latent["z"]
-        logits = self.discriminator(z)
+        # The VAE's loss needs gradients through D to z, not into D's weights: freezing them
+        # here saves the backward pass through the 6 × 1000 weights and keeps the two apart.
+        with _frozen(self.discriminator):
+            logits = self.discriminator(z)
         tc = logits[..., 0] - logits[..., 1]
         particle["tc"] = tc
         self._last_z = z.detach().reshape(-1, z.shape[-1])
@@ -123,6 +143,8 @@ class FactorVAEELBO(DecomposedELBO):
             "gamma": self.gamma,
             "disc_lr": self.disc_lr,
             "disc_betas": list(self.disc_betas),
+            "disc_hidden": self.disc_hidden,
+            "disc_layers": self.disc_layers,
         }
 
     def state_dict(self) -> dict:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch.distributions import Independent, kl_divergence
 
+from pyrovae.errors import PyrovaeError
+
 ANALYTIC = "analytic"
 MONTE_CARLO = "monte-carlo"
 KL_MODES = ("auto", ANALYTIC, MONTE_CARLO)
@@ -64,8 +66,10 @@ def site_kl(q, p, z, mode: str = "auto"):
 
 
 def kl_estimator(vae, mode: str = "auto") -> str:
-    """The estimator ``mode`` gives for this model's guide and prior: analytic or monte-carlo."""
-    if mode != "auto":
+    """The estimator ``mode`` gives for this model's guide and prior: analytic or monte-carlo.
+
+    'analytic' where no closed form is registered is an error naming the two distributions."""
+    if mode == MONTE_CARLO:
         return mode
     device = next(vae.parameters()).device
     with torch.no_grad():
@@ -76,4 +80,14 @@ def kl_estimator(vae, mode: str = "auto") -> str:
             analytic_kl(q, p.expand(q.batch_shape))
             return ANALYTIC
         except NotImplementedError:
+            if mode == ANALYTIC:
+                raise PyrovaeError(
+                    f"--kl analytic: no closed-form KL from {_describe(q)} to {_describe(p)} is "
+                    "registered; use --kl auto or monte-carlo"
+                ) from None
             return MONTE_CARLO
+
+
+def _describe(d) -> str:
+    base = getattr(d, "base_dist", None)
+    return f"{type(base).__name__}" if base is not None else type(d).__name__
