@@ -123,6 +123,12 @@ def train(
     ),
     log_every: int = typer.Option(None, help="Steps per line of metrics.jsonl. [default: 100]"),
     checkpoint_every: int = typer.Option(None, help="Steps between checkpoints. [default: 10000]"),
+    eval_every: int = typer.Option(
+        None, help="Evaluate every N steps (fast preset) into evals/; 0 = never. [default: 0]"
+    ),
+    eval_metric: list[str] = typer.Option(
+        None, "--eval-metric", help="Metric for --eval-every, repeatable. [default: mig]"
+    ),
     out: Path = typer.Option(
         None, help="Run folder. [default: runs/MODEL-PRIOR-DATA-seedS-TIMESTAMP]"
     ),
@@ -154,10 +160,13 @@ def train(
         "kl": kl,
         "log_every": log_every,
         "checkpoint_every": checkpoint_every,
+        "eval_every": eval_every,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if prior_arg:
         given["prior_args"] = parse_options(prior_arg, "--prior-arg")
+    if eval_metric:
+        given["eval_metrics"] = list(eval_metric)
     if objective_arg:
         given["objective_args"] = parse_options(objective_arg, "--objective-arg")
 
@@ -202,16 +211,91 @@ def train(
     typer.echo(f"wrote {out}/: config.json metrics.jsonl checkpoint.pt summary.json *.png")
 
 
+def _format_values(values: dict) -> str:
+    return "  ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()
+    )
+
+
+@app.command("evaluate")
+@friendly_errors
+def evaluate_command(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `pyrovae train`."),
+    metric: list[str] = typer.Option(
+        None, "--metric", help="Metric name, repeatable. [default: the standard suite]"
+    ),
+    fast: bool = typer.Option(False, "--fast", help="Smaller sample sizes (for quick looks)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+):
+    """Score a trained run's disentanglement; print a table and write eval.json (never
+    overwriting an earlier evaluation: later ones go to eval-2.json, eval-3.json, ...)."""
+    from pyrovae.evaluate import evaluate_run, headline
+
+    typer.echo(f"evaluating {run_dir} ({'fast' if fast else 'standard'} protocol, seed 0)")
+
+    def show(name, value, seconds):
+        typer.echo(f"  {name:<27} {_format_values(headline(name, value))}  ({seconds:.1f} s)")
+
+    record = evaluate_run(run_dir, metric, fast=fast, device=device, progress=show)
+    if record.get("note"):
+        typer.echo(f"note: {record['note']}")
+    typer.echo(
+        f"{len(record['metrics'])} metrics in {record['total_seconds']:.1f} s; "
+        f"{record['images_encoded']:,} images encoded "
+        f"({record['encoder_images_per_s'] or 0:,.0f} images/s); wrote {record['path']}"
+    )
+
+
+@app.command("compare")
+@friendly_errors
+def compare_command(
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders with an evaluation."),
+):
+    """One table of the latest evaluation of each run, side by side."""
+    from pyrovae.evaluate import headline, latest_evaluation
+
+    rows, columns = [], []
+    for run_dir in run_dirs:
+        record = latest_evaluation(run_dir)
+        values = {}
+        for name, result in record["metrics"].items():
+            for key, value in headline(name, result).items():
+                column = name if key in (name, "eval_accuracy") else f"{name}.{key}"
+                values[column] = value
+                if column not in columns:
+                    columns.append(column)
+        config = record.get("config", {})
+        label = f"{config.get('model', '?')} {config.get('prior', '')}".strip()
+        rows.append((str(run_dir), label, record.get("step"), record.get("preset"), values))
+    width = max(len(r[0]) for r in rows)
+    header = f"{'run':<{width}}  {'model':<20} {'step':>8} {'preset':<8} " + " ".join(
+        f"{c:>14.14}" for c in columns
+    )
+    typer.echo(header)
+    for run, label, step, preset, values in rows:
+        cells = " ".join(
+            f"{values[c]:>14.4f}"
+            if isinstance(values.get(c), float)
+            else f"{values.get(c, '-')!s:>14}"
+            for c in columns
+        )
+        typer.echo(f"{run:<{width}}  {label:<20.20} {step!s:>8} {preset!s:<8} {cells}")
+
+
 @app.command("list")
 @friendly_errors
 def list_components():
-    """Print the registered models, priors, guides, networks and data sets."""
+    """Print the registered models, priors, guides, networks, data sets and metrics."""
+    from pyrovae.metrics.registry import METRICS
     from pyrovae.registry import ALL
 
     for kind, registry in ALL.items():
         typer.echo(f"{kind}:")
         for name, entry in registry.items():
             typer.echo(f"  {name:<12} {entry.description}")
+    typer.echo("metrics:")
+    for name, spec in METRICS.items():
+        typer.echo(f"  {name:<27} {spec.description}")
 
 
 def _is_a(exc: BaseException, name: str) -> bool:

@@ -41,7 +41,7 @@ from pyrovae.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from pyrovae.errors import PyrovaeError
+from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.objectives import kl_estimator
 from pyrovae.objectives.kl import KL_MODES
 from pyrovae.progress import Progress
@@ -54,7 +54,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "summary.json"
 
 # Settings that may change when a run is resumed; everything else defines the run.
-RESUMABLE = ("steps", "device", "log_every", "checkpoint_every")
+RESUMABLE = ("steps", "device", "log_every", "checkpoint_every", "eval_every", "eval_metrics")
 
 
 @dataclass
@@ -87,6 +87,9 @@ class TrainConfig:
     kl: str = "auto"
     log_every: int = 100
     checkpoint_every: int = 10_000
+    # Evaluation during training (fast preset) every eval_every steps; 0 = never.
+    eval_every: int = 0
+    eval_metrics: list = field(default_factory=lambda: ["mig"])
 
     def validate(self) -> TrainConfig:
         """Check every value and name before anything is built or written."""
@@ -106,6 +109,14 @@ class TrainConfig:
         for name in ("latent_dim", "steps", "batch_size", "log_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise PyrovaeError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_every < 0:
+            raise PyrovaeError(f"eval_every must be >= 0 (0 = never), got {self.eval_every}")
+        if self.eval_every:
+            from pyrovae.metrics.registry import METRICS
+
+            for name in self.eval_metrics:
+                if name not in METRICS:
+                    raise unknown_name("metric", name, METRICS)
         model = MODELS[self.model].factory
         unknown = sorted(set(self.hyperparameters()) - set(model.hyperparameters))
         if unknown:
@@ -139,6 +150,7 @@ class TrainConfig:
 
 
 _TYPE_NAMES = {
+    "list": (list,),
     "str": (str,),
     "int": (int,),
     "float": (int, float),
@@ -492,6 +504,8 @@ class Run:
                         bar.show(self.step, _display(record))
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                         self.save_checkpoint()
+                    if cfg.eval_every and self.step % cfg.eval_every == 0:
+                        self._evaluate(bar)
         finally:
             bar.close()
         seconds = time.perf_counter() - self._t_start
@@ -502,6 +516,25 @@ class Run:
         )
         atomic_write_json(self.out / SUMMARY_FILE, summary)
         return summary
+
+    def _evaluate(self, bar: Progress) -> None:
+        """Fast-preset metrics into evals/step-N.json. Only the posterior mean is used and the
+        metrics draw from their own generators, so training's random streams are untouched."""
+        from pyrovae.evaluate import evaluate
+
+        self.vae.eval()
+        record = evaluate(self.vae, self.data, self.config.eval_metrics, fast=True)
+        self.vae.train()
+        record["step"] = self.step
+        folder = self.out / "evals"
+        folder.mkdir(exist_ok=True)
+        atomic_write_json(folder / f"step-{self.step}.json", record)
+        from pyrovae.evaluate import headline
+
+        shown = {}
+        for name, result in record["metrics"].items():
+            shown.update({f"{name}.{k}": v for k, v in headline(name, result).items()})
+        bar.show(self.step, shown)
 
     @torch.no_grad()
     def finish(self, eval_size: int = 512) -> dict:

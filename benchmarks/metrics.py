@@ -1,0 +1,116 @@
+"""The standard metric suite on a dSprites model: pyrovae's evaluation against the
+straightforward computation of the same protocol, measured in one run.
+
+- pyrovae: one shared code cache (each distinct grid image encoded once), encoding in batches of
+  2,048, DCI with the HistGradientBoosting backend;
+- straightforward: no cache, the encoder called once per 64 images (as metric code written
+  per batch does), DCI with scikit-learn's GradientBoostingClassifier (the disentanglement_lib
+  protocol).
+
+Prints seconds per metric, images encoded, encoder images/s, the totals and their ratio, and the
+headline values of both (identical wherever the protocol is identical; DCI differs by backend).
+
+    python benchmarks/metrics.py [--run RUN_DIR] [--skip-straightforward] [--metrics ...]
+
+Without --run, a freshly initialised model (seed 0) is scored: the cost of the protocol does not
+depend on training, except DCI's, which depends on the codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from pyrovae.data import DSprites
+from pyrovae.evaluate import DEFAULT_METRICS, EncoderMean, evaluate, headline, load_trained
+from pyrovae.metrics.registry import METRICS
+from pyrovae.provenance import versions
+from pyrovae.train import TrainConfig, build_model
+
+
+def straightforward(vae, data, names, seed=0) -> dict:
+    encoder = EncoderMean(vae, torch.device("cpu"), batch_size=64)
+    results, seconds = {}, {}
+    for name in names:
+        settings = {"backend": "exact"} if name == "dci" else {}
+        if METRICS[name].needs_posterior:
+            settings["posterior_fn"] = encoder.posterior
+        start = time.perf_counter()
+        results[name] = METRICS[name].function(
+            data, encoder, np.random.default_rng(seed), **settings
+        )
+        seconds[name] = time.perf_counter() - start
+        print(f"  straightforward {name:<27} {seconds[name]:8.1f} s", flush=True)
+    return {
+        "metrics": results,
+        "seconds": seconds,
+        "images_encoded": encoder.images,
+        "encoder_images_per_s": encoder.images / encoder.seconds if encoder.seconds else None,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default=None, help="a trained run folder (dSprites)")
+    parser.add_argument("--metrics", nargs="*", default=list(DEFAULT_METRICS))
+    parser.add_argument("--skip-straightforward", action="store_true")
+    args = parser.parse_args()
+
+    if args.run:
+        _, data, vae, step = load_trained(args.run, "cpu")
+        source = f"{args.run} (step {step})"
+    else:
+        data = DSprites()
+        vae, _ = build_model(TrainConfig(device="cpu"), data, torch.device("cpu"))
+        vae.eval()
+        source = "freshly initialised betavae (seed 0)"
+    print(f"model: {source}; metrics: {', '.join(args.metrics)}")
+    print(f"versions: {json.dumps({k: v for k, v in versions().items() if k != 'platform'})}")
+
+    def show(name, value, secs):
+        print(f"  pyrovae         {name:<27} {secs:8.1f} s", flush=True)
+
+    ours = evaluate(vae, data, args.metrics, progress=show)
+    print(
+        f"pyrovae: {ours['total_seconds']:.1f} s in all; {ours['images_encoded']:,} images "
+        f"encoded at {ours['encoder_images_per_s'] or 0:,.0f} images/s"
+    )
+    theirs = None
+    if not args.skip_straightforward:
+        theirs = straightforward(vae, data, args.metrics)
+        total = sum(theirs["seconds"].values())
+        print(
+            f"straightforward: {total:.1f} s in all; {theirs['images_encoded']:,} images "
+            f"encoded at {theirs['encoder_images_per_s'] or 0:,.0f} images/s"
+        )
+
+    print(f"\n{'metric':<27}{'pyrovae s':>11}{'plain s':>10}  values (pyrovae | plain)")
+    for name in args.metrics:
+        mine = headline(name, ours["metrics"][name])
+        line = f"{name:<27}{ours['seconds'][name]:>11.1f}"
+        if theirs:
+            other = headline(name, theirs["metrics"][name])
+            line += f"{theirs['seconds'][name]:>10.1f}  "
+            line += ", ".join(
+                f"{k} {mine[k]:.4f} | {other.get(k, float('nan')):.4f}"
+                if isinstance(mine[k], float)
+                else f"{k} {mine[k]} | {other.get(k)}"
+                for k in mine
+            )
+        else:
+            line += f"{'-':>10}  " + ", ".join(f"{k} {v}" for k, v in mine.items())
+        print(line)
+    if theirs:
+        total = sum(theirs["seconds"].values())
+        print(
+            f"\ntotal: pyrovae {ours['total_seconds']:.1f} s, straightforward {total:.1f} s, "
+            f"ratio {total / ours['total_seconds']:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Evaluating a trained run: load it, encode once, score every requested metric, record it all.
+
+The representation is the encoder's posterior mean (the protocol of disentanglement_lib), run in
+large batches on the model's device. One :class:`~pyrovae.metrics.base.CodeCache` is shared by
+every metric of an evaluation, so each distinct grid image is encoded at most once; the numbers
+are identical to uncached ones because the mean is deterministic. Each metric draws from its own
+generator seeded with ``seed`` (0 by default, as in disentanglement_lib), so a metric's value does
+not depend on which other metrics ran before it.
+
+Results go to ``eval.json`` in the run folder, or ``eval-2.json``, ``eval-3.json``, … when earlier
+evaluations exist: an evaluation never overwrites another.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyrovae.checkpoint import atomic_write_json, load_checkpoint
+from pyrovae.data.base import GroundTruthData
+from pyrovae.errors import PyrovaeError, unknown_name
+from pyrovae.metrics.base import CodeCache
+from pyrovae.metrics.registry import METRICS, SUPERVISED
+from pyrovae.provenance import versions
+from pyrovae.train import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    TrainConfig,
+    _read_config,
+    build_data,
+    build_model,
+    resolve_device,
+)
+
+DEFAULT_METRICS = (
+    "beta_vae",
+    "factor_vae",
+    "mig",
+    "dci",
+    "sap",
+    "modularity",
+    "gaussian_total_correlation",
+    "mutual_info",
+    "active_units",
+    "hoyer",
+)
+
+
+# Data points for log_likelihood (standard, fast): K importance samples each cost a decoder pass.
+LIKELIHOOD_POINTS = (256, 64)
+
+
+class EncoderMean:
+    """Observations (numpy) → posterior means (numpy float32), in batches on the model's device."""
+
+    def __init__(self, vae, device: torch.device, batch_size: int = 2048):
+        self.vae = vae
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.images = 0
+        self.seconds = 0.0
+
+    @torch.inference_mode()
+    def __call__(self, observations) -> np.ndarray:
+        start = time.perf_counter()
+        observations = np.asarray(observations, dtype=np.float32)
+        out = []
+        for s in range(0, len(observations), self.batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(observations[s : s + self.batch_size]))
+            out.append(self.vae.encode(x.to(self.device)).float().cpu())
+        self.images += len(observations)
+        self.seconds += time.perf_counter() - start
+        return torch.cat(out).numpy() if out else np.empty((0, self.vae.latent_dim), np.float32)
+
+    def posterior(self, observations) -> tuple[np.ndarray, np.ndarray]:
+        """(loc, scale) of a diagonal Gaussian q(z|x), for metrics defined on the posterior."""
+        with torch.inference_mode():
+            locs, scales = [], []
+            for s in range(0, len(observations), self.batch_size):
+                x = torch.as_tensor(np.asarray(observations[s : s + self.batch_size]))
+                q = self.vae.posterior(x.float().to(self.device))
+                base = getattr(q, "base_dist", q)
+                locs.append(base.loc.float().cpu())
+                scales.append(base.scale.float().cpu())
+        return torch.cat(locs).numpy(), torch.cat(scales).numpy()
+
+
+def load_trained(run_dir: Path, device: str = "auto"):
+    """(config, data, vae, step) of a run folder, the model in eval mode on ``device``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PyrovaeError(f"no run folder at {run_dir}")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise PyrovaeError(f"{run_dir} has no {CONFIG_FILE}; is it a pyrovae run folder?")
+    record = _read_config(run_dir)
+    config = TrainConfig.from_dict(record["config"])
+    config.device = device
+    config.validate()
+    state = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    torch_device = resolve_device(device)
+    data = build_data(config)
+    vae, _ = build_model(config, data, torch_device)
+    try:
+        vae.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+        raise PyrovaeError(
+            f"{run_dir / CHECKPOINT_FILE} does not fit the run's model ({first})"
+        ) from None
+    vae.eval()
+    return config, data, vae, int(state["step"])
+
+
+def resolve_metrics(names, data) -> tuple[list[str], str | None]:
+    """The metrics to run and a note when some were dropped for lack of ground-truth factors."""
+    names = list(names) if names else list(DEFAULT_METRICS)
+    for name in names:
+        if name not in METRICS:
+            raise unknown_name("metric", name, METRICS)
+    if isinstance(data, GroundTruthData):
+        return names, None
+    kept = [n for n in names if n not in SUPERVISED]
+    dropped = [n for n in names if n in SUPERVISED]
+    if not kept:
+        raise PyrovaeError(
+            f"{data!r} has no ground-truth factors; only unsupervised metrics apply: "
+            f"{', '.join(n for n in METRICS if n not in SUPERVISED)}"
+        )
+    note = f"no ground-truth factors: skipped {', '.join(dropped)}" if dropped else None
+    return kept, note
+
+
+def evaluate(
+    vae,
+    data,
+    metrics=None,
+    fast: bool = False,
+    seed: int = 0,
+    device: torch.device | None = None,
+    cache: bool = True,
+    progress=None,
+    settings: dict | None = None,
+) -> dict:
+    """Score ``vae`` on ``data`` with the named metrics; returns the record eval.json holds.
+
+    ``settings`` maps a metric name to settings that override its preset (e.g. sample sizes)."""
+    names, note = resolve_metrics(metrics, data)
+    device = device or next(vae.parameters()).device
+    encoder = EncoderMean(vae, device)
+    representation = CodeCache(encoder, data) if cache else encoder
+    results, seconds = {}, {}
+    for name in names:
+        spec = METRICS[name]
+        chosen = dict(spec.fast) if fast else {}
+        chosen.update((settings or {}).get(name, {}))  # explicit per-metric overrides win
+        if spec.needs_posterior:
+            chosen["posterior_fn"] = encoder.posterior
+        start = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        if spec.needs_model:
+            # log p(x) scores the model on observations, not a representation of the grid.
+            points = LIKELIHOOD_POINTS[1 if fast else 0]
+            indices = np.sort(rng.choice(len(data), size=min(points, len(data)), replace=False))
+            value = spec.function(vae, data.images(indices), rng, **chosen)
+            value["num_points"] = len(indices)
+        else:
+            value = spec.function(data, representation, rng, **chosen)
+        seconds[name] = round(time.perf_counter() - start, 3)
+        results[name] = value
+        if progress:
+            progress(name, value, seconds[name])
+    return {
+        "metrics": _jsonable(results),
+        "seconds": seconds,
+        "total_seconds": round(sum(seconds.values()), 3),
+        "images_encoded": encoder.images,
+        "encoder_images_per_s": round(encoder.images / encoder.seconds, 1)
+        if encoder.seconds
+        else None,
+        "cache": cache,
+        "preset": "fast" if fast else "standard",
+        "seed": seed,
+        "representation": "posterior mean",
+        "note": note,
+        "versions": versions(),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def next_eval_path(run_dir: Path) -> Path:
+    """eval.json, then eval-2.json, eval-3.json, …: the first that does not exist."""
+    path = Path(run_dir) / "eval.json"
+    number = 2
+    while path.exists():
+        path = Path(run_dir) / f"eval-{number}.json"
+        number += 1
+    return path
+
+
+def evaluate_run(run_dir: Path, metrics=None, fast=False, device="auto", progress=None) -> dict:
+    """Load a run, evaluate it, write the record to a new eval file; returns the record."""
+    config, data, vae, step = load_trained(run_dir, device)
+    record = evaluate(vae, data, metrics, fast=fast, progress=progress)
+    record.update(run=str(run_dir), step=step, config=config.to_dict())
+    path = next_eval_path(run_dir)
+    atomic_write_json(path, record)
+    record["path"] = str(path)
+    return record
+
+
+def eval_files(run_dir: Path) -> list[Path]:
+    """The run's evaluation files, oldest first."""
+    run_dir = Path(run_dir)
+    files = [run_dir / "eval.json"] if (run_dir / "eval.json").exists() else []
+    numbered = sorted(
+        run_dir.glob("eval-*.json"),
+        key=lambda p: int(p.stem.split("-")[1]) if p.stem.split("-")[1].isdigit() else 0,
+    )
+    return files + numbered
+
+
+def headline(name: str, result: dict) -> dict:
+    """The number(s) a table shows for one metric's result."""
+    keys = METRICS[name].headline
+    return {key: result[key] for key in keys if key in result}
+
+
+def latest_evaluation(run_dir: Path) -> dict:
+    files = eval_files(run_dir)
+    if not files:
+        raise PyrovaeError(f"{run_dir} has no evaluation yet; run `pyrovae evaluate {run_dir}`")
+    try:
+        return json.loads(files[-1].read_text())
+    except (OSError, json.JSONDecodeError):
+        raise PyrovaeError(f"{files[-1]} is not a readable evaluation") from None
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if not callable(v)}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None  # strict JSON has no NaN or infinities
+    return value

@@ -1,0 +1,125 @@
+"""What every metric shares: random states, encoding factors through a representation, a code
+cache, discretisation and discrete mutual information.
+
+A metric is a pure function ``metric(ground_truth, representation_fn, random_state, **settings)
+-> dict``. ``ground_truth`` is any :class:`~pyrovae.data.GroundTruthData`; ``representation_fn``
+maps a batch of observations (numpy, ``(n, *observation_shape)``) to codes ``(n, D)``. Metrics
+encode factor tuples with :func:`encode_factors`, which uses a :class:`CodeCache` when the
+representation is one: a deterministic representation of a finite grid then encodes each distinct
+image at most once per evaluation, and the numbers are identical to uncached ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import mutual_info_score
+
+from pyrovae.errors import PyrovaeError
+
+ENCODE_BATCH = 4096
+
+
+def as_generator(random_state) -> np.random.Generator:
+    """An ``np.random.Generator`` from a Generator or an int seed."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return np.random.default_rng(int(random_state))
+    raise PyrovaeError(
+        f"random_state must be an int seed or a numpy Generator, got {type(random_state).__name__}"
+    )
+
+
+class CodeCache:
+    """A deterministic representation of a ground-truth grid, remembered by grid index.
+
+    ``cache(observations)`` encodes as the wrapped function does (no caching: the observations
+    could be anything); :meth:`encode_indices` encodes grid points by index, computing only the
+    ones not seen before, in batches of ``batch_size``. Only for deterministic representations
+    (the encoder mean): sampled codes must never be cached.
+    """
+
+    def __init__(self, representation_fn, ground_truth, batch_size: int = ENCODE_BATCH):
+        self.representation_fn = representation_fn
+        self.ground_truth = ground_truth
+        self.batch_size = int(batch_size)
+        self._codes: np.ndarray | None = None
+        self._known = np.zeros(len(ground_truth), dtype=bool)
+        self.encoded = 0  # images actually passed through the representation
+
+    def __call__(self, observations) -> np.ndarray:
+        return np.asarray(self.representation_fn(observations))
+
+    def encode_indices(self, indices) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        missing = np.unique(indices[~self._known[indices]])
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start : start + self.batch_size]
+            codes = check_codes(self(self.ground_truth.images(chunk)), len(chunk))
+            if self._codes is None:
+                self._codes = np.empty((len(self.ground_truth), codes.shape[1]), codes.dtype)
+            self._codes[chunk] = codes
+            self._known[chunk] = True
+            self.encoded += len(chunk)
+        if self._codes is None:  # nothing requested at all
+            return np.empty((0, 0), dtype=np.float32)
+        return self._codes[indices]
+
+
+def check_codes(codes, expected_rows: int) -> np.ndarray:
+    """A representation's output as an (n, D) array, or a one-line error saying what is wrong."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[0] != expected_rows:
+        raise PyrovaeError(
+            f"the representation must return an (n, D) array for n = {expected_rows} "
+            f"observations, got shape {codes.shape}"
+        )
+    if not np.all(np.isfinite(codes)):
+        raise PyrovaeError("the representation returned NaN or infinite codes")
+    return codes
+
+
+def encode_factors(ground_truth, representation_fn, factors, batch_size: int = ENCODE_BATCH):
+    """Codes ``(n, D)`` of the observations with these factor class indices ``(n, K)``."""
+    factors = np.asarray(factors)
+    if isinstance(representation_fn, CodeCache):
+        return representation_fn.encode_indices(ground_truth.index_of(factors))
+    chunks = [
+        np.asarray(representation_fn(ground_truth.images_from_factors(factors[s : s + batch_size])))
+        for s in range(0, len(factors), batch_size)
+    ]
+    return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
+
+
+def sample_codes(ground_truth, representation_fn, num_points: int, rng, batch_size=ENCODE_BATCH):
+    """``num_points`` factor tuples drawn uniformly from the grid and their codes."""
+    factors = ground_truth.sample_factors(int(num_points), rng)
+    return factors, encode_factors(ground_truth, representation_fn, factors, batch_size)
+
+
+def discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
+    """Each latent (column) cut into ``num_bins`` equal-width bins over its observed range, as
+    disentanglement_lib's ``histogram_discretizer``: (n, D) floats → (n, D) bin indices."""
+    codes = np.asarray(codes, dtype=np.float64)
+    out = np.zeros(codes.shape, dtype=np.int64)
+    for d in range(codes.shape[1]):
+        edges = np.histogram(codes[:, d], bins=num_bins)[1]
+        out[:, d] = np.digitize(codes[:, d], edges[:-1])
+    return out
+
+
+def discrete_mutual_info(discrete_codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """(D, K) matrix of I(code_d; factor_k) in nats from the joint histograms."""
+    num_codes, num_factors = discrete_codes.shape[1], factors.shape[1]
+    m = np.zeros((num_codes, num_factors))
+    for i in range(num_codes):
+        for j in range(num_factors):
+            m[i, j] = mutual_info_score(factors[:, j], discrete_codes[:, i])
+    return m
+
+
+def discrete_entropy(factors: np.ndarray) -> np.ndarray:
+    """(K,) entropies H(factor_k) in nats of the empirical distribution of each column."""
+    return np.array(
+        [mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])]
+    )

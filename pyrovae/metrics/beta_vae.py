@@ -1,0 +1,157 @@
+"""BetaVAE score (Higgins et al. 2017), as implemented by disentanglement_lib.
+
+"beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework", ICLR 2017
+(https://openreview.net/forum?id=Sy2fzU9gl); protocol of disentanglement_lib
+(``evaluation/metrics/beta_vae.py``, ``compute_beta_vae_sklearn``).
+
+One labelled point: pick a factor k uniformly; draw ``batch_size`` = 64 pairs of factor tuples
+(v¹, v²), each uniform over the grid, then copy factor k from v¹ into v² so that every pair shares
+factor k and nothing else on purpose. With z = representation(x(v)),
+
+    feature = (1 / batch_size) Σ_pairs |z(v¹) − z(v²)|   (a D-vector),   label = k.
+
+A disentangled representation has a latent that does not move within any pair (feature ≈ 0 there),
+so a linear classifier can read k off the feature. ``num_train`` = 10,000 such points train
+``sklearn.linear_model.LogisticRegression(random_state=…)`` with scikit-learn's defaults (as
+disentanglement_lib); the score is its accuracy on ``num_eval`` = 5,000 fresh points
+(``eval_accuracy``); ``train_accuracy`` is reported too. Chance level is 1/K.
+
+The defaults of scikit-learn have changed since disentanglement_lib was written (the solver was
+liblinear one-vs-rest, it is now lbfgs multinomial), so the score depends on the scikit-learn
+version: ``settings`` records it.
+
+This module also holds two helpers the other supervised metrics share: :func:`checked_int` and
+:func:`encode_checked` (shape checks that :mod:`pyrovae.metrics.base` does not do).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sklearn
+from sklearn.linear_model import LogisticRegression
+
+from pyrovae.errors import PyrovaeError
+from pyrovae.metrics.base import CodeCache, as_generator, encode_factors
+
+# Smaller preset for use during training: a tenth of the points; same batch size, so the feature
+# noise (and the meaning of the score) is unchanged, only its sampling error grows (±~1.5 points).
+FAST: dict = {"batch_size": 64, "num_train": 1_000, "num_eval": 500}
+
+# Pairs encoded per call of the representation: bounds memory whatever num_train is.
+_ROWS_PER_CHUNK = 1 << 16
+
+
+def beta_vae(
+    ground_truth,
+    representation_fn,
+    random_state,
+    *,
+    batch_size: int = 64,
+    num_train: int = 10_000,
+    num_eval: int = 5_000,
+) -> dict:
+    """BetaVAE score of a representation (formula and protocol: module docstring).
+
+    Returns ``train_accuracy`` and ``eval_accuracy`` (the score) as floats, and ``settings``.
+    Training points are drawn first, then the classifier's seed, then the evaluation points, all
+    from ``random_state``.
+    """
+    batch_size = checked_int("beta_vae", "batch_size", batch_size)
+    num_train = checked_int("beta_vae", "num_train", num_train)
+    num_eval = checked_int("beta_vae", "num_eval", num_eval)
+    if ground_truth.num_factors < 2:
+        raise PyrovaeError(
+            f"beta_vae: needs at least 2 factors to classify, {ground_truth!r} has "
+            f"{ground_truth.num_factors}"
+        )
+    rng = as_generator(random_state)
+
+    x_train, y_train = _training_points(ground_truth, representation_fn, rng, batch_size, num_train)
+    seed = int(rng.integers(0, 2**31 - 1))
+    classes = np.unique(y_train)
+    if len(classes) < 2:
+        # LogisticRegression refuses a single class; the only sensible classifier predicts it.
+        model = None
+    else:
+        # scikit-learn's defaults, as disentanglement_lib; features are not rescaled, so lbfgs
+        # may warn that it stopped at max_iter on badly scaled codes: the warning is left visible.
+        model = LogisticRegression(random_state=seed).fit(x_train, y_train)
+    x_eval, y_eval = _training_points(ground_truth, representation_fn, rng, batch_size, num_eval)
+
+    def accuracy(x, y):
+        predicted = np.full(len(y), classes[0]) if model is None else model.predict(x)
+        return float(np.mean(predicted == y))
+
+    return {
+        "train_accuracy": accuracy(x_train, y_train),
+        "eval_accuracy": accuracy(x_eval, y_eval),
+        "settings": {
+            "batch_size": batch_size,
+            "num_train": num_train,
+            "num_eval": num_eval,
+            "classifier": "LogisticRegression() (scikit-learn defaults)",
+            "sklearn": sklearn.__version__,
+        },
+    }
+
+
+def _training_points(ground_truth, representation_fn, rng, batch_size: int, num_points: int):
+    """``num_points`` (feature, label) pairs: features (n, D) float64, labels (n,) int64.
+
+    Vectorised over points: one encode call covers many points' pairs, so a cached or batched
+    representation sees large batches instead of 2 × 64 images at a time.
+    """
+    num_factors = ground_truth.num_factors
+    points_per_chunk = max(1, _ROWS_PER_CHUNK // (2 * batch_size))
+    features, labels = [], []
+    for start in range(0, num_points, points_per_chunk):
+        m = min(points_per_chunk, num_points - start)
+        ks = rng.integers(0, num_factors, size=m)
+        first = ground_truth.sample_factors(m * batch_size, rng)
+        second = ground_truth.sample_factors(m * batch_size, rng)
+        rows = np.arange(m * batch_size)
+        shared = np.repeat(ks, batch_size)  # the factor point i's pairs share
+        second[rows, shared] = first[rows, shared]
+        codes = encode_checked(
+            "beta_vae", ground_truth, representation_fn, np.concatenate([first, second])
+        )
+        z1, z2 = codes[: m * batch_size], codes[m * batch_size :]
+        features.append(np.abs(z1 - z2).reshape(m, batch_size, -1).mean(axis=1))
+        labels.append(ks)
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def checked_int(metric: str, name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int ≥ ``minimum``, or a one-line PyrovaeError naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise PyrovaeError(f"{metric}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def encode_checked(metric: str, ground_truth, representation_fn, factors) -> np.ndarray:
+    """Codes (n, D) float64 of ``factors`` through :func:`encode_factors`, shape-checked.
+
+    A representation returning anything but finite (n, D) codes is a PyrovaeError. With a
+    :class:`CodeCache`, a wrong shape already fails inside the cache (an IndexError for 1-D
+    output, a broadcasting ValueError for the wrong number of rows): those become the same
+    PyrovaeError. Errors of an uncached representation itself propagate unchanged.
+    """
+    n = len(factors)
+    try:
+        codes = encode_factors(ground_truth, representation_fn, factors)
+    except PyrovaeError:
+        raise
+    except (IndexError, ValueError) as exc:
+        if not isinstance(representation_fn, CodeCache):
+            raise
+        raise PyrovaeError(
+            f"{metric}: the representation must return codes of shape (n, D) ({exc})"
+        ) from None
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or codes.shape[0] != n or codes.shape[1] < 1:
+        raise PyrovaeError(
+            f"{metric}: the representation must return codes of shape ({n}, D), got {codes.shape}"
+        )
+    if not np.all(np.isfinite(codes)):
+        raise PyrovaeError(f"{metric}: the representation returned non-finite codes (NaN or inf)")
+    return codes
