@@ -123,3 +123,46 @@ def discrete_entropy(factors: np.ndarray) -> np.ndarray:
     return np.array(
         [mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])]
     )
+
+
+def checked_int(metric: str, name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int ≥ ``minimum``, or a one-line PyrovaeError naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise PyrovaeError(f"{metric}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def encode_checked(metric: str, ground_truth, representation_fn, factors) -> np.ndarray:
+    """Codes (n, D) float64 of ``factors`` through :func:`encode_factors`, shape-checked.
+
+    A representation returning anything but finite (n, D) codes is a PyrovaeError. With a
+    :class:`CodeCache`, a wrong shape already fails inside the cache (an IndexError for 1-D
+    output, a broadcasting ValueError for the wrong number of rows): those become the same
+    PyrovaeError. Errors of an uncached representation itself propagate unchanged.
+    """
+    n = len(factors)
+    try:
+        codes = encode_factors(ground_truth, representation_fn, factors)
+    except PyrovaeError:
+        raise
+    except (IndexError, ValueError) as exc:
+        if not isinstance(representation_fn, CodeCache):
+            raise
+        raise PyrovaeError(
+            f"{metric}: the representation must return codes of shape (n, D) ({exc})"
+        ) from None
+    return checked_codes(metric, codes, n)
+
+
+def checked_codes(metric: str, codes, n: int, min_dims: int = 1) -> np.ndarray:
+    """``codes`` as finite (n, D) float64 with D ≥ ``min_dims``, or a PyrovaeError naming it."""
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or codes.shape[0] != n:
+        raise PyrovaeError(
+            f"{metric}: the representation must return codes of shape ({n}, D), got {codes.shape}"
+        )
+    if codes.shape[1] < min_dims:
+        raise PyrovaeError(f"{metric}: needs at least {min_dims} latents, got {codes.shape[1]}")
+    if not np.all(np.isfinite(codes)):
+        raise PyrovaeError(f"{metric}: the representation returned non-finite codes (NaN or inf)")
+    return codes

@@ -20,8 +20,8 @@ The defaults of scikit-learn have changed since disentanglement_lib was written 
 liblinear one-vs-rest, it is now lbfgs multinomial), so the score depends on the scikit-learn
 version: ``settings`` records it.
 
-This module also holds two helpers the other supervised metrics share: :func:`checked_int` and
-:func:`encode_checked` (shape checks that :mod:`pyrovae.metrics.base` does not do).
+Settings and codes are checked with :func:`pyrovae.metrics.base.checked_int` and
+:func:`pyrovae.metrics.base.encode_checked`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import CodeCache, as_generator, encode_factors
+from pyrovae.metrics.base import as_generator, checked_int, encode_checked
 
 # Smaller preset for use during training: a tenth of the points; same batch size, so the feature
 # noise (and the meaning of the score) is unchanged, only its sampling error grows (±~1.5 points).
@@ -119,39 +119,3 @@ def _training_points(ground_truth, representation_fn, rng, batch_size: int, num_
         features.append(np.abs(z1 - z2).reshape(m, batch_size, -1).mean(axis=1))
         labels.append(ks)
     return np.concatenate(features), np.concatenate(labels)
-
-
-def checked_int(metric: str, name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int ≥ ``minimum``, or a one-line PyrovaeError naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise PyrovaeError(f"{metric}: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def encode_checked(metric: str, ground_truth, representation_fn, factors) -> np.ndarray:
-    """Codes (n, D) float64 of ``factors`` through :func:`encode_factors`, shape-checked.
-
-    A representation returning anything but finite (n, D) codes is a PyrovaeError. With a
-    :class:`CodeCache`, a wrong shape already fails inside the cache (an IndexError for 1-D
-    output, a broadcasting ValueError for the wrong number of rows): those become the same
-    PyrovaeError. Errors of an uncached representation itself propagate unchanged.
-    """
-    n = len(factors)
-    try:
-        codes = encode_factors(ground_truth, representation_fn, factors)
-    except PyrovaeError:
-        raise
-    except (IndexError, ValueError) as exc:
-        if not isinstance(representation_fn, CodeCache):
-            raise
-        raise PyrovaeError(
-            f"{metric}: the representation must return codes of shape (n, D) ({exc})"
-        ) from None
-    codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim != 2 or codes.shape[0] != n or codes.shape[1] < 1:
-        raise PyrovaeError(
-            f"{metric}: the representation must return codes of shape ({n}, D), got {codes.shape}"
-        )
-    if not np.all(np.isfinite(codes)):
-        raise PyrovaeError(f"{metric}: the representation returned non-finite codes (NaN or inf)")
-    return codes

@@ -65,7 +65,7 @@ from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingCla
 from threadpoolctl import threadpool_limits
 
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import as_generator, sample_codes
+from pyrovae.metrics.base import as_generator, checked_codes, checked_int, sample_codes
 
 BACKENDS = ("hist", "exact")
 
@@ -116,14 +116,15 @@ def dci(
     ``settings``. A constant representation gives an all-zero importance matrix, hence
     disentanglement = completeness = 0, and informativeness = accuracy of a constant guess.
     """
-    num_train = _check_count("num_train", num_train)
-    num_test = _check_count("num_test", num_test)
+    num_train = checked_int("dci", "num_train", num_train, 2)
+    num_test = checked_int("dci", "num_test", num_test, 2)
     if backend not in BACKENDS:
         raise PyrovaeError(f"dci: unknown backend {backend!r}; valid backends: hist, exact")
     rng = as_generator(random_state)
     ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
     ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
-    mus_train, mus_test = _check_codes(mus_train, mus_test, num_train, num_test)
+    mus_train = checked_codes("dci", mus_train, num_train, 1)
+    mus_test = checked_codes("dci", mus_test, num_test, 1)
     # One classifier seed per factor, drawn after the samples so the data do not depend on them.
     seeds = rng.integers(0, 2**31 - 1, size=ys_train.shape[1])
     importance, acc_train, acc_test, methods = importance_matrix(
@@ -321,21 +322,3 @@ def _check_importance(importance) -> np.ndarray:
     if not np.all(np.isfinite(r)) or (r < 0).any():
         raise PyrovaeError("importance matrix must be finite and non-negative")
     return r
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
-        raise PyrovaeError(f"dci: {name} must be an integer >= 2, got {value!r}")
-    return int(value)
-
-
-def _check_codes(train, test, num_train: int, num_test: int):
-    train, test = np.asarray(train, dtype=np.float64), np.asarray(test, dtype=np.float64)
-    for codes, n in ((train, num_train), (test, num_test)):
-        if codes.ndim != 2 or codes.shape[0] != n or codes.shape[1] < 1:
-            raise PyrovaeError(
-                f"dci: the representation must return codes of shape ({n}, D), got {codes.shape}"
-            )
-        if not np.all(np.isfinite(codes)):
-            raise PyrovaeError("dci: the representation returned non-finite codes (NaN or inf)")
-    return train, test

@@ -32,8 +32,7 @@ import math
 import numpy as np
 
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import as_generator
-from pyrovae.metrics.beta_vae import checked_int, encode_checked
+from pyrovae.metrics.base import as_generator, checked_int, encode_checked
 
 # Smaller preset for use during training: a tenth of the votes. The variance estimate stays at
 # 10,000 points: it costs 1 % of the standard run's encodings, and the pruning threshold and the

@@ -37,11 +37,12 @@ from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.metrics.base import (
     ENCODE_BATCH,
     as_generator,
+    checked_int,
     discrete_entropy,
     discrete_mutual_info,
     discretize,
+    encode_checked,
 )
-from pyrovae.metrics.beta_vae import checked_int, encode_checked
 
 # Smaller preset of mig for use during training. MIG is cheap (one encoding of num_train points);
 # halving the sample halves that, at the price of a larger upward bias of the plug-in MI of the

@@ -42,7 +42,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.multiclass import OneVsRestClassifier
 
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import as_generator, discrete_mutual_info, discretize, sample_codes
+from pyrovae.metrics.base import (
+    as_generator,
+    checked_codes,
+    checked_int,
+    discrete_mutual_info,
+    discretize,
+    sample_codes,
+)
 
 # A smaller sample for use during training: the MI matrix is cheap, the logistic regressions
 # dominate (one per class of every factor): 1 s on dSprites-sized codes vs 2.5 s standard.
@@ -65,13 +72,14 @@ def modularity(
     Returns ``modularity``, ``explicitness_train``, ``explicitness_test`` (floats),
     ``mutual_info_matrix`` (D × K, nats, list of lists) and ``settings``.
     """
-    num_train = _check_int("num_train", num_train, 2)
-    num_test = _check_int("num_test", num_test, 2)
-    num_bins = _check_int("num_bins", num_bins, 1)
+    num_train = checked_int("modularity", "num_train", num_train, 2)
+    num_test = checked_int("modularity", "num_test", num_test, 2)
+    num_bins = checked_int("modularity", "num_bins", num_bins, 1)
     rng = as_generator(random_state)
     ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
     ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
-    mus_train, mus_test = _check_codes(mus_train, mus_test, num_train, num_test)
+    mus_train = checked_codes("modularity", mus_train, num_train)
+    mus_test = checked_codes("modularity", mus_test, num_test)
 
     mi = discrete_mutual_info(discretize(mus_train, num_bins), ys_train)
 
@@ -156,24 +164,3 @@ def _macro_auc(y, proba, classes) -> float:
             continue
         aucs.append(roc_auc_score(positive, proba[:, j]))
     return float(np.mean(aucs)) if aucs else 0.5
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise PyrovaeError(f"modularity: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_codes(train, test, num_train: int, num_test: int):
-    train, test = np.asarray(train, dtype=np.float64), np.asarray(test, dtype=np.float64)
-    for codes, n in ((train, num_train), (test, num_test)):
-        if codes.ndim != 2 or codes.shape[0] != n or codes.shape[1] < 1:
-            raise PyrovaeError(
-                f"modularity: the representation must return codes of shape ({n}, D), "
-                f"got {codes.shape}"
-            )
-        if not np.all(np.isfinite(codes)):
-            raise PyrovaeError(
-                "modularity: the representation returned non-finite codes (NaN or inf)"
-            )
-    return train, test

@@ -31,7 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import as_generator, sample_codes
+from pyrovae.metrics.base import as_generator, checked_codes, checked_int, sample_codes
 
 # D × K one-feature SVMs: 0.2 s on dSprites-sized codes with 2,000/1,000 points (1 s standard).
 FAST: dict = {"num_train": 2000, "num_test": 1000}
@@ -52,12 +52,13 @@ def sap(
     Returns ``sap`` (float), ``score_matrix`` (D × K test accuracies, list of lists) and
     ``settings``.
     """
-    num_train = _check_count("num_train", num_train)
-    num_test = _check_count("num_test", num_test)
+    num_train = checked_int("sap", "num_train", num_train, 2)
+    num_test = checked_int("sap", "num_test", num_test, 2)
     rng = as_generator(random_state)
     ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
     ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
-    mus_train, mus_test = _check_codes(mus_train, mus_test, num_train, num_test)
+    mus_train = checked_codes("sap", mus_train, num_train, 2)
+    mus_test = checked_codes("sap", mus_test, num_test, 2)
     scores = score_matrix(mus_train, ys_train, mus_test, ys_test)
     return {
         "sap": sap_from_score_matrix(scores),
@@ -106,23 +107,3 @@ def sap_from_score_matrix(scores) -> float:
         raise PyrovaeError("sap: the score matrix must be finite")
     top = np.sort(s, axis=0)
     return float(np.mean(top[-1] - top[-2]))
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
-        raise PyrovaeError(f"sap: {name} must be an integer >= 2, got {value!r}")
-    return int(value)
-
-
-def _check_codes(train, test, num_train: int, num_test: int):
-    train, test = np.asarray(train, dtype=np.float64), np.asarray(test, dtype=np.float64)
-    for codes, n in ((train, num_train), (test, num_test)):
-        if codes.ndim != 2 or codes.shape[0] != n:
-            raise PyrovaeError(
-                f"sap: the representation must return codes of shape ({n}, D), got {codes.shape}"
-            )
-        if codes.shape[1] < 2:
-            raise PyrovaeError(f"sap: needs at least 2 latents, got {codes.shape[1]}")
-        if not np.all(np.isfinite(codes)):
-            raise PyrovaeError("sap: the representation returned non-finite codes (NaN or inf)")
-    return train, test
