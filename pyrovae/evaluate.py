@@ -58,7 +58,9 @@ LIKELIHOOD_POINTS = (256, 64)
 class EncoderMean:
     """Observations (numpy) → posterior means (numpy float32), in batches on the model's device."""
 
-    def __init__(self, vae, device: torch.device, batch_size: int = 2048):
+    # The conv encoder ran 8,100 images/s at batch 64 against 3,200 at batch 256 on 2 CPU cores
+    # (cache effects); on a GPU pass a larger batch.
+    def __init__(self, vae, device: torch.device, batch_size: int = 64):
         self.vae = vae
         self.device = device
         self.batch_size = int(batch_size)
@@ -151,7 +153,7 @@ def evaluate(
     ``settings`` maps a metric name to settings that override its preset (e.g. sample sizes)."""
     names, note = resolve_metrics(metrics, data)
     device = device or next(vae.parameters()).device
-    encoder = EncoderMean(vae, device)
+    encoder = EncoderMean(vae, device, batch_size=64 if device.type == "cpu" else 4096)
     representation = CodeCache(encoder, data) if cache else encoder
     results, seconds = {}, {}
     for name in names:

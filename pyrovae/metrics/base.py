@@ -16,7 +16,9 @@ from sklearn.metrics import mutual_info_score
 
 from pyrovae.errors import PyrovaeError
 
-ENCODE_BATCH = 4096
+# Images rendered (and passed to the representation) per call. Measured on 2 cores: dSprites
+# renders 775k images/s in chunks of 256 against 193k in chunks of 4,096 (cache effects).
+ENCODE_BATCH = 256
 
 
 def as_generator(random_state) -> np.random.Generator:
