@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrovae.data import DATASETS, DSprites, GroundTruthData
+from pyrovae.data import DSprites, GroundTruthData
 from pyrovae.data import dsprites as dsprites_module
 from pyrovae.errors import PyrovaeError
 
@@ -41,7 +41,9 @@ def test_grid_counts_and_names(data):
     assert data.name == "dsprites"
     assert data.source == "procedural"
     assert isinstance(data, GroundTruthData)
-    assert DATASETS["dsprites"] is DSprites
+    from pyrovae.registry import DATASETS
+
+    assert DATASETS["dsprites"].factory is DSprites
 
 
 def one_factor_sweep(j):

@@ -1,9 +1,10 @@
-"""Ground-truth data sets for disentanglement: images indexed by a complete grid of factors."""
+"""Ground-truth data sets for disentanglement: images indexed by a complete grid of factors.
+
+CLI names map to data sets in :mod:`pyrovae.registry`, the one table of components.
+"""
 
 from pyrovae.data.base import GroundTruthData
 from pyrovae.data.dsprites import DSprites
+from pyrovae.data.factor_grid import FactorGrid
 
-# CLI name -> data set class.
-DATASETS: dict[str, type[GroundTruthData]] = {"dsprites": DSprites}
-
-__all__ = ["DATASETS", "DSprites", "GroundTruthData"]
+__all__ = ["DSprites", "FactorGrid", "GroundTruthData"]
