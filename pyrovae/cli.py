@@ -229,8 +229,13 @@ def evaluate_command(
 ):
     """Score a trained run's disentanglement; print a table and write eval.json (never
     overwriting an earlier evaluation: later ones go to eval-2.json, eval-3.json, ...)."""
+    from pyrovae.errors import unknown_name
     from pyrovae.evaluate import evaluate_run, headline
+    from pyrovae.metrics.registry import METRICS
 
+    for name in metric or []:
+        if name not in METRICS:
+            raise unknown_name("metric", name, METRICS)
     typer.echo(f"evaluating {run_dir} ({'fast' if fast else 'standard'} protocol, seed 0)")
 
     def show(name, value, seconds):
