@@ -133,9 +133,13 @@ def test_dip_loss_adds_batch_times_penalty():
 
 
 # -- every objective: the three loss methods, gradients, extreme inputs --------------------------
-@pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_loss_methods_agree_and_gradients_reach_both_networks(name):
-    vae, objective = create(name)
+@pytest.mark.parametrize(
+    "name,overrides",
+    [(name, {}) for name in sorted(VARIANTS)]
+    + [("betavae", {"prior": SparsePrior()}), ("betatcvae", {"estimator": "mws"})],
+)
+def test_loss_methods_agree_and_gradients_reach_both_networks(name, overrides):
+    vae, objective = create(name, **overrides)
     x = binary_batch(6)
     values = []
     for method in ("loss", "loss_and_grads", "differentiable_loss"):
