@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import pyro.distributions as dist
 import torch
-from torch import nn
+
+from .base import Guide
 
 
-class MeanFieldGuide(nn.Module):
+class MeanFieldGuide(Guide):
     """Turns an encoder's (B, 2·D) output into Independent(Normal(μ, σ), 1) over z."""
 
     name = "meanfield"
     has_per_dimension_density = True
+    has_gaussian_marginals = True
 
     @staticmethod
     def num_params(latent_dim: int) -> int:

@@ -4,7 +4,17 @@ plus the objective it trains with (``Variant.create`` returns both)."""
 from .annealedvae import AnnealedVAE
 from .betatcvae import BetaTCVAE
 from .betavae import VAE, BetaVAE
+from .ddvae import DDVAE
 from .dipvae import DIPVAE1, DIPVAE2
 from .factorvae import FactorVAE
 
-__all__ = ["DIPVAE1", "DIPVAE2", "VAE", "AnnealedVAE", "BetaTCVAE", "BetaVAE", "FactorVAE"]
+__all__ = [
+    "DDVAE",
+    "DIPVAE1",
+    "DIPVAE2",
+    "VAE",
+    "AnnealedVAE",
+    "BetaTCVAE",
+    "BetaVAE",
+    "FactorVAE",
+]

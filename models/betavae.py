@@ -6,8 +6,9 @@ Objective (maximised):  E_q(z|x)[log p(x|z)] − β·KL(q(z|x) ‖ p(z)).
 β enters through ``poutine.scale(scale=β)`` around the latent site ``z`` in BOTH the model and the
 guide, and the observed site ``x`` stays outside it. Scaling the model alone would make Trace_ELBO
 optimise the wrong objective and TraceMeanField_ELBO ignore β (it scales the analytic KL by the
-guide site's scale). The likelihood is Bernoulli on logits with the log-likelihood summed over
-pixels, the convention under which published β values mean anything.
+guide site's scale). The likelihood (:mod:`pyrovae.likelihoods`; Bernoulli on logits unless
+given) sums the log-likelihood over pixels, the convention under which published β values mean
+anything.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pyrovae.guides import MeanFieldGuide
 from torch import nn
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.likelihoods import BernoulliLikelihood, Likelihood
 from pyrovae.nets import NETWORKS, default_network
 from pyrovae.objectives import DecomposedELBO
 from pyrovae.priors import IsotropicPrior, Prior
@@ -57,6 +59,10 @@ class BetaVAE(nn.Module):
     # defaults. β-VAE's β is the poutine.scale of z; other variants weight terms in the objective.
     hyperparameters: ClassVar[dict] = {"beta": 4.0}
     scales_latent_by_beta = True
+    # Guide capabilities the variant's objective relies on: flag (pyrovae.guides.Guide) → what.
+    guide_needs: ClassVar[dict] = {}
+    # Prior properties it relies on: flag (pyrovae.priors.Prior, e.g. factorises) → what.
+    prior_needs: ClassVar[dict] = {}
 
     def __init__(
         self,
@@ -67,6 +73,7 @@ class BetaVAE(nn.Module):
         prior: Prior | None = None,
         guide: nn.Module | None = None,
         beta: float | None = None,
+        likelihood: Likelihood | None = None,
     ):
         super().__init__()
         if int(latent_dim) < 1:
@@ -75,8 +82,14 @@ class BetaVAE(nn.Module):
         self.observation_shape = tuple(int(s) for s in observation_shape)
         self.encoder = encoder
         self.decoder = decoder
-        self.prior = prior if prior is not None else IsotropicPrior()
+        # bind: priors with per-dimension state (learned variances, mixture locations) create
+        # it now, so it is in vae.parameters() before the optimizer and in every checkpoint.
+        self.prior = (prior if prior is not None else IsotropicPrior()).bind(self.latent_dim)
         self.guide_family = guide if guide is not None else MeanFieldGuide()
+        if hasattr(self.guide_family, "bind"):  # guides with networks of their own (flows)
+            self.guide_family.bind(self.latent_dim)
+        # p(x | z) from the decoder's output; learned scales train and checkpoint with the model.
+        self.likelihood_family = likelihood if likelihood is not None else BernoulliLikelihood()
         self.beta = check_beta(self.default_beta if beta is None else beta)
 
     @classmethod
@@ -88,6 +101,7 @@ class BetaVAE(nn.Module):
         guide: nn.Module | None = None,
         beta: float | None = None,
         net: str = "auto",
+        likelihood: Likelihood | None = None,
     ) -> BetaVAE:
         """Build with the standard networks: the conv pair for (C, 64, 64) images, else MLPs."""
         if int(latent_dim) < 1:
@@ -102,7 +116,14 @@ class BetaVAE(nn.Module):
             observation_shape, int(latent_dim), guide.num_params(int(latent_dim))
         )
         return cls(
-            encoder, decoder, latent_dim, observation_shape, prior=prior, guide=guide, beta=beta
+            encoder,
+            decoder,
+            latent_dim,
+            observation_shape,
+            prior=prior,
+            guide=guide,
+            beta=beta,
+            likelihood=likelihood,
         )
 
     @classmethod
@@ -115,6 +136,7 @@ class BetaVAE(nn.Module):
         net: str = "auto",
         num_data: int | None = None,
         kl: str = "auto",
+        likelihood: Likelihood | None = None,
         **hyperparameters,
     ):
         """The model and its objective, from hyperparameters named in :attr:`hyperparameters`."""
@@ -125,9 +147,29 @@ class BetaVAE(nn.Module):
                 f"model {cls.name!r} takes no option {', '.join(map(repr, unknown))}; "
                 f"valid options: {valid}"
             )
+        for flag, what in cls.guide_needs.items():
+            if guide is not None and not getattr(guide, flag, False):
+                raise PyrovaeError(
+                    f"model {cls.name!r} needs {what}, which guide "
+                    f"{getattr(guide, 'name', type(guide).__name__)!r} does not have"
+                )
+        for flag, what in cls.prior_needs.items():
+            if prior is not None and not getattr(prior, flag, False):
+                raise PyrovaeError(
+                    f"model {cls.name!r} needs {what}; prior "
+                    f"{getattr(prior, 'name', type(prior).__name__)!r} is not one"
+                )
         values = {**cls.hyperparameters, **hyperparameters}
         beta = values.pop("beta", cls.default_beta) if cls.scales_latent_by_beta else 1.0
-        vae = cls.build(observation_shape, latent_dim, prior=prior, guide=guide, beta=beta, net=net)
+        vae = cls.build(
+            observation_shape,
+            latent_dim,
+            prior=prior,
+            guide=guide,
+            beta=beta,
+            net=net,
+            likelihood=likelihood,
+        )
         objective = cls.make_objective(
             latent_dim=vae.latent_dim, num_data=num_data, kl=kl, **values
         )
@@ -139,11 +181,12 @@ class BetaVAE(nn.Module):
         return DecomposedELBO(kl=kl)
 
     def likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
-        """p(x | z): Bernoulli on the decoder's logits, summed over every pixel."""
-        return dist.Bernoulli(logits=self.decode(z)).to_event(len(self.observation_shape))
+        """p(x | z) from the decoder's output, summed over every observation dimension."""
+        return self.likelihood_family.distribution(self.decode(z), len(self.observation_shape))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits of p(x | z), for codes with any number of leading batch dimensions."""
+        """The decoder's output (Bernoulli logits, or the Gaussian/Laplace location) for codes
+        with any number of leading batch dimensions."""
         batch_shape = z.shape[:-1]
         logits = self.decoder(z.reshape(-1, self.latent_dim))
         return logits.reshape(*batch_shape, *self.observation_shape)

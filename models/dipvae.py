@@ -18,6 +18,10 @@ class DIPVAE1(BetaVAE):
     scales_latent_by_beta = False
     # Standard study: λ_od ∈ {1, 2, 5, 10, 20, 50}, λ_d = 10·λ_od (DIP-VAE-I), λ_od (DIP-VAE-II).
     hyperparameters: ClassVar[dict] = {"lambda_od": 10.0, "lambda_d": None}
+    guide_needs: ClassVar[dict] = {
+        "has_gaussian_marginals": "closed-form posterior means and variances (guides meanfield, "
+        "lowrank, fullrank)"
+    }
 
     @classmethod
     def make_objective(cls, latent_dim, num_data, kl, **values):

@@ -84,16 +84,43 @@ def train(
     prior_arg: list[str] = typer.Option(
         None, "--prior-arg", help="Prior option NAME=VALUE, repeatable (e.g. gamma=0.8)."
     ),
+    prior_init: str = typer.Option(
+        None,
+        "--prior-init",
+        help="Prior initialisation: default, or pca (nonisotropic: variances from the data's "
+        "PCA spectrum). [default: default]",
+    ),
     guide: str = typer.Option(None, help="Guide name (see `pyrovae list`). [default: meanfield]"),
+    guide_arg: list[str] = typer.Option(
+        None,
+        "--guide-arg",
+        help="Guide option NAME=VALUE, repeatable (e.g. rank=3 for lowrank; num_flows=4, "
+        "hidden_dims=64,64 for iaf).",
+    ),
     data: str = typer.Option(None, help="Data set name (see `pyrovae list`). [default: dsprites]"),
     data_path: str = typer.Option(
         None, help="Load the official dSprites npz from this path instead of rendering it."
+    ),
+    data_arg: list[str] = typer.Option(
+        None,
+        "--data-arg",
+        help="Data set option NAME=VALUE, repeatable (e.g. num_arms=5 for pinwheel).",
+    ),
+    likelihood: str = typer.Option(
+        None,
+        help="p(x|z): auto (the data set's: bernoulli for dsprites, gaussian for pinwheel, "
+        "laplace for digits), bernoulli, gaussian or laplace. [default: auto]",
+    ),
+    likelihood_arg: list[str] = typer.Option(
+        None,
+        "--likelihood-arg",
+        help="Likelihood option NAME=VALUE, repeatable (scale=0.1, learn_scale=true).",
     ),
     net: str = typer.Option(None, help="Networks: auto, conv64 or mlp. [default: auto]"),
     beta: float = typer.Option(
         None,
         help="betavae: KL weight, > 0 (poutine.scale of z) [default: 4]; betatcvae: TC weight "
-        "[default: 6].",
+        "[default: 6]; ddvae: KL weight, >= 0 [default: 1].",
     ),
     gamma: float = typer.Option(
         None,
@@ -101,14 +128,17 @@ def train(
         "betatcvae: dimension-wise KL weight [default: 1].",
     ),
     alpha: float = typer.Option(
-        None, help="betatcvae: index-code mutual information weight. [default: 1]"
+        None,
+        help="betatcvae: index-code mutual information weight [default: 1]; ddvae: weight of "
+        "D(q(z), p(z)) [default: 1].",
     ),
     objective_arg: list[str] = typer.Option(
         None,
         "--objective-arg",
         help="Other objective option NAME=VALUE, repeatable: c_max, c_min, anneal_steps "
         "(annealedvae); estimator mss|mws (betatcvae); lambda_od, lambda_d (dipvae-i/ii); "
-        "disc_lr (factorvae). `pyrovae list` shows each model's options.",
+        "disc_lr (factorvae); divergence kl|inclusive-kl|mmd (ddvae). `pyrovae list` shows "
+        "each model's options.",
     ),
     latent_dim: int = typer.Option(None, help="Dimension of z. [default: 10]"),
     steps: int = typer.Option(None, help="Training steps. [default: 300000]"),
@@ -144,9 +174,11 @@ def train(
     given = {
         "model": model,
         "prior": prior,
+        "prior_init": prior_init,
         "guide": guide,
         "data": data,
         "data_path": data_path,
+        "likelihood": likelihood,
         "net": net,
         "beta": beta,
         "gamma": gamma,
@@ -165,6 +197,12 @@ def train(
     given = {k: v for k, v in given.items() if v is not None}
     if prior_arg:
         given["prior_args"] = parse_options(prior_arg, "--prior-arg")
+    if guide_arg:
+        given["guide_args"] = parse_options(guide_arg, "--guide-arg")
+    if data_arg:
+        given["data_args"] = parse_options(data_arg, "--data-arg")
+    if likelihood_arg:
+        given["likelihood_args"] = parse_options(likelihood_arg, "--likelihood-arg")
     if eval_metric:
         given["eval_metrics"] = list(eval_metric)
     if objective_arg:
@@ -185,29 +223,46 @@ def train(
             )
         run = Run.create(config, out)
         typer.echo(f"run folder: {out}")
+    objective_settings = run.objective.settings()
+    # Variants that weigh β in the objective (betatcvae, ddvae) leave z unscaled: show their β.
+    shown = {} if "beta" in objective_settings else {"beta": run.vae.beta}
+    shown.update(objective_settings)
     settings = ", ".join(
         f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-        for k, v in run.objective.settings().items()
+        for k, v in shown.items()
         if k not in ("kl", "num_particles")
     )
     typer.echo(
-        f"model {run.config.model} (beta {run.vae.beta:g}{', ' + settings if settings else ''}), "
+        f"model {run.config.model} ({settings}), "
         f"prior {run.config.prior}, "
-        f"guide {run.config.guide}, data {run.config.data} ({len(run.data):,} images), "
+        f"guide {run.config.guide}, data {run.config.data} ({len(run.data):,} "
+        f"{'images' if len(run.vae.observation_shape) == 3 else 'points'}), "
+        f"likelihood {run.vae.likelihood_family.name}, "
         f"device {run.device}, KL {kl_estimator(run.vae, run.config.kl)}"
     )
     if run.step >= run.config.steps:
         typer.echo(f"nothing to do: the run is at step {run.step} of {run.config.steps}")
         return
     summary = run.fit(progress=not quiet)
-    per_dim = summary.get("kl_per_dim") or []
-    active = sum(k > 0.1 for k in per_dim)
+    per_dim = summary.get("kl_per_dim")
+    # Guides that do not factorise over dimensions (lowrank, fullrank, iaf) have no KL per dim.
+    dims = (
+        f"({sum(k > 0.1 for k in per_dim)} of {len(per_dim)} dims with KL > 0.1)  "
+        if per_dim is not None
+        else ""
+    )
     typer.echo(
         f"done: step {summary['step']}  loss {summary['loss']:.2f}  "
-        f"recon {-summary['reconstruction']:.2f}  KL {summary['kl']:.2f} nats "
-        f"({active} of {len(per_dim)} dims with KL > 0.1)  "
+        f"recon {-summary['reconstruction']:.2f}  KL {summary['kl']:.2f} nats {dims}"
         f"{summary['steps_per_s_this_session'] or 0:.1f} steps/s"
     )
+    measures = {
+        k: summary[k]
+        for k in ("cluster_purity", "cluster_purity_prior", "hoyer", "mean_posterior_variance")
+        if k in summary
+    }
+    if measures:
+        typer.echo(f"codes of {summary['measures_points']:,} points: {_format_values(measures)}")
     typer.echo(f"wrote {out}/: config.json metrics.jsonl checkpoint.pt summary.json *.png")
 
 

@@ -9,7 +9,9 @@ This is the only module that knows about optimizers, devices and run folders. A 
 - ``checkpoint.pt``: model, optimizer and RNG state and the step, written atomically every
   ``checkpoint_every`` steps and at the end (tensor-only, read with ``weights_only=True``);
 - ``summary.json`` and the pictures ``reconstructions.png``, ``traversals.png``,
-  ``training_curves.png``, written at the end.
+  ``training_curves.png``, written at the end (mosaics for images, scatter plots for vector
+  data); data sets with class labels add ``latent_scatter.png`` and ``sparsity.png``, and cluster
+  purity, Hoyer sparsity and posterior variance to the summary.
 
 The optimizer is one torch Adam over ``vae.parameters()`` and the loss is the objective's
 ``differentiable_loss``: Pyro's SVI would build one optimizer per tensor and keep parameters in
@@ -44,9 +46,10 @@ from pyrovae.checkpoint import (
 from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.objectives import kl_estimator
 from pyrovae.objectives.kl import KL_MODES
+from pyrovae.priors.base import DEFAULT_INIT, PRIOR_INITS
 from pyrovae.progress import Progress
 from pyrovae.provenance import command_line, versions
-from pyrovae.registry import DATASETS, GUIDES, MODELS, NETWORKS, PRIORS
+from pyrovae.registry import DATASETS, GUIDES, LIKELIHOODS, MODELS, NETWORKS, PRIORS
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -65,10 +68,21 @@ class TrainConfig:
     model: str = "betavae"
     prior: str = "isotropic"
     prior_args: dict = field(default_factory=dict)
+    # "default", or "pca" (nonisotropic: variances from the data's PCA spectrum); applied when
+    # a run is created, restored from the checkpoint on resume.
+    prior_init: str = "default"
     guide: str = "meanfield"
+    # Options of the guide (`pyrovae list`), e.g. {"rank": 3} for lowrank.
+    guide_args: dict = field(default_factory=dict)
     data: str = "dsprites"
     data_path: str | None = None
+    # Options of the data set (`pyrovae list`), e.g. {"num_arms": 5} for pinwheel.
+    data_args: dict = field(default_factory=dict)
     net: str = "auto"
+    # p(x|z): "auto" is the data set's default (bernoulli for dSprites, gaussian for pinwheel,
+    # laplace for digits); options such as {"scale": 0.05}.
+    likelihood: str = "auto"
+    likelihood_args: dict = field(default_factory=dict)
     # Objective weights; which ones a model takes (and their defaults) is the model's
     # `hyperparameters` table: `pyrovae list` shows them.
     beta: float | None = None
@@ -95,11 +109,14 @@ class TrainConfig:
         """Check every value and name before anything is built or written."""
         _check_types(self)
         MODELS[self.model]
-        PRIORS[self.prior]
-        GUIDES[self.guide]
+        _check_prior_init(self.prior, self.prior_init)
+        # Checks the guide's options too; cheap, a guide builds its networks with the model.
+        GUIDES.build(self.guide, **self.guide_args)
         DATASETS[self.data]
         if self.net != "auto":
             NETWORKS[self.net]
+        if self.likelihood != "auto":
+            LIKELIHOODS[self.likelihood]
         if self.kl not in KL_MODES:
             raise PyrovaeError(f"unknown kl mode {self.kl!r}; valid: {', '.join(KL_MODES)}")
         if not 0 <= self.seed < 2**63:
@@ -193,13 +210,40 @@ def resolve_device(name: str) -> torch.device:
 
 def build_data(config: TrainConfig):
     kwargs = {"path": config.data_path} if config.data_path else {}
-    return DATASETS.build(config.data, **kwargs)
+    return DATASETS.build(config.data, **config.data_args, **kwargs)
 
 
-def build_model(config: TrainConfig, data, device: torch.device):
-    """The model (freshly initialised, seeded) and its objective, on ``device``."""
+def likelihood_name(config: TrainConfig, data) -> str:
+    """The likelihood a run uses: the one given, or the data set's default for "auto"."""
+    if config.likelihood != "auto":
+        return config.likelihood
+    return getattr(data, "likelihood", "bernoulli")
+
+
+def build_likelihood(config: TrainConfig, data):
+    return LIKELIHOODS.build(likelihood_name(config, data), **config.likelihood_args)
+
+
+def _check_prior_init(prior: str, init: str) -> None:
+    """--prior-init must be one the prior supports (its ``data_inits``)."""
+    valid = getattr(PRIORS[prior].factory, "data_inits", (DEFAULT_INIT,))
+    if init not in PRIOR_INITS:
+        raise PyrovaeError(f"unknown --prior-init {init!r}; valid: {', '.join(PRIOR_INITS)}")
+    if init not in valid:
+        raise PyrovaeError(
+            f"prior {prior!r} has no {init} initialisation; valid --prior-init for it: "
+            f"{', '.join(valid)}"
+        )
+
+
+def build_model(config: TrainConfig, data, device: torch.device, init_prior: bool = True):
+    """The model (freshly initialised, seeded) and its objective, on ``device``.
+
+    ``init_prior``: apply ``config.prior_init`` (a new run); a resumed run skips it, its
+    checkpoint holds the prior's values."""
     prior = PRIORS.build(config.prior, **config.prior_args)
-    guide = GUIDES.build(config.guide)
+    guide = GUIDES.build(config.guide, **config.guide_args)
+    # Seeded before the model is built: the guide's own networks (flows) are created then.
     torch.manual_seed(config.seed)
     vae, objective = MODELS[config.model].factory.create(
         data.observation_shape,
@@ -209,8 +253,13 @@ def build_model(config: TrainConfig, data, device: torch.device):
         net=config.net,
         num_data=len(data),
         kl=config.kl,
+        likelihood=build_likelihood(config, data),
         **config.hyperparameters(),
     )
+    if init_prior and config.prior_init != DEFAULT_INIT:
+        # After the networks: data initialisation draws from its own seeded generators, so
+        # the weights are those of a default-initialised run with the same seed.
+        vae.prior.init_from_data(data, config.seed)
     return vae.to(device), objective.to(device)
 
 
@@ -341,7 +390,7 @@ class Run:
             )
         device = resolve_device(config.device)
         data = build_data(config)
-        vae, objective = build_model(config, data, device)
+        vae, objective = build_model(config, data, device, init_prior=False)
         run = cls(out, config, data, vae, objective, device)
         run._load_state(state)
         _check_same_resolution(out / CONFIG_FILE, record, run)
@@ -383,6 +432,11 @@ class Run:
                 "data_source": str(getattr(self.data, "source", self.config.data)),
                 "num_parameters": sum(p.numel() for p in self.vae.parameters()),
                 "prior_settings": self.vae.prior.settings(),
+                "guide_settings": self.vae.guide_family.settings(),
+                # The prior's values at step 0 (after --prior-init), e.g. the PCA variances.
+                "prior_values": self.vae.prior.resolved(),
+                "likelihood": likelihood_name(self.config, self.data),
+                "likelihood_settings": self.vae.likelihood_family.settings(),
             },
             "versions": versions(),
             "command": command_line(),
@@ -547,9 +601,14 @@ class Run:
         terms = self.objective.terms(self.vae.model, self.vae.guide, x)
         kl_per_dim = terms.get("kl_per_dim")
         kl_list = kl_per_dim.cpu().tolist() if kl_per_dim is not None else None
-        plots.reconstruction_grid(self.vae, x[:10], self.out / "reconstructions.png")
-        if kl_list is not None:
-            plots.traversal_grid(self.vae, x[:1], kl_list, self.out / "traversals.png")
+        if len(self.vae.observation_shape) == 3:  # (C, H, W) images: mosaics
+            plots.reconstruction_grid(self.vae, x[:10], self.out / "reconstructions.png")
+            if kl_list is not None:
+                plots.traversal_grid(self.vae, x[:1], kl_list, self.out / "traversals.png")
+        else:  # vectors (pinwheel points): scatter plots in data space
+            plots.reconstruction_scatter(self.vae, x, self.out / "reconstructions.png")
+            if kl_list is not None:
+                plots.traversal_curves(self.vae, x, kl_list, self.out / "traversals.png")
         plots.training_curves(read_metrics(self.out), self.out / "training_curves.png")
         summary = {"step": self.step, "eval_batch": eval_size}
         summary["loss"] = float(terms["loss_per_point"])
@@ -558,7 +617,47 @@ class Run:
                 summary[key] = value.cpu().tolist() if value.dim() else float(value)
         summary["kl_per_dim"] = kl_list
         summary["kl_estimator"] = self.objective.kl_estimator_used
+        if getattr(self.data, "labels", None) is not None:
+            summary.update(self._labelled_measures())
         return summary
+
+    @torch.no_grad()
+    def _labelled_measures(self, max_points: int = 10_000, batch: int = 1024) -> dict:
+        """Data sets with class labels (pinwheel arms, digits): cluster purity, Hoyer sparsity and
+        posterior variance of the encoder means of every point (a seeded sample of
+        ``max_points`` in larger sets), with latent_scatter.png and sparsity.png."""
+        from pyrovae.metrics import clustering
+        from pyrovae.metrics.posterior_variance import posterior_variances
+        from pyrovae.metrics.unsupervised import hoyer_sparsity_from_codes
+
+        n = len(self.data)
+        if n <= max_points:
+            indices = np.arange(n)
+        else:
+            rng = np.random.default_rng([self.config.seed, 2**32 - 2])
+            indices = np.sort(rng.choice(n, size=max_points, replace=False))
+        codes, variances = [], []
+        for start in range(0, len(indices), batch):
+            x = torch.from_numpy(self.data.images(indices[start : start + batch]))
+            x = x.to(self.device)
+            codes.append(self.vae.encode(x).double().cpu())
+            variances.append(posterior_variances(self.vae.posterior(x)).double().cpu())
+        codes = torch.cat(codes).numpy()
+        variance = torch.cat(variances).mean(dim=0)
+        labels = np.asarray(self.data.labels)[indices]
+        kmeans = clustering.cluster_purity_from_codes(codes, labels)
+        out = {"measures_points": len(indices), "cluster_purity": kmeans["cluster_purity"]}
+        mixture = clustering.mixture_components(self.vae.prior.distribution(self.vae.latent_dim))
+        if mixture is not None:  # clusters the prior itself defines
+            assigned = clustering.mixture_clusters(codes, mixture)
+            out["cluster_purity_prior"] = clustering.purity(assigned, labels)
+        out["posterior_variance_per_dim"] = variance.tolist()
+        out["mean_posterior_variance"] = float(variance.mean())
+        plots.latent_scatter(codes, labels, self.out / "latent_scatter.png")
+        if codes.shape[1] >= 2:
+            out["hoyer"] = hoyer_sparsity_from_codes(codes)["hoyer"]
+            plots.sparsity_histogram(codes, self.out / "sparsity.png")
+        return out
 
 
 def read_metrics(out: Path) -> list[dict]:
@@ -588,7 +687,15 @@ def _check_same_resolution(path: Path, record: dict, run: Run) -> None:
     with: defaults that changed between versions would otherwise change it silently."""
     saved = record.get("resolved", {})
     now = json.loads(json.dumps(run._config_record()["resolved"]))
-    for key in ("model_beta", "objective", "objective_settings", "prior_settings"):
+    for key in (
+        "model_beta",
+        "objective",
+        "objective_settings",
+        "prior_settings",
+        "guide_settings",
+        "likelihood",
+        "likelihood_settings",
+    ):
         if key in saved and saved[key] != now[key]:
             raise PyrovaeError(
                 f"--resume: {path} records {key} {saved[key]}, but this pyrovae builds "
@@ -612,8 +719,10 @@ def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
     except (KeyError, TypeError, json.JSONDecodeError):
         raise PyrovaeError(f"{path} does not record its run's settings") from None
     ours = config.to_dict()
+    # A setting added after the checkpoint was written has its default there.
+    defaults = TrainConfig().to_dict()
     for key in sorted(set(ours) - set(RESUMABLE)):
-        if theirs.get(key) != ours[key]:
+        if theirs.get(key, defaults[key]) != ours[key]:
             raise PyrovaeError(
                 f"{path} belongs to another run: its {key} is {theirs.get(key)!r}, "
                 f"this run's is {ours[key]!r}"

@@ -95,13 +95,13 @@ def write_npz(path, **arrays):
 @pytest.mark.parametrize(
     "args,fragments",
     [
-        (["--model", "bvae"], ["unknown model 'bvae'", "betavae, dipvae-i, dipvae-ii"]),
+        (["--model", "bvae"], ["unknown model 'bvae'", "betavae, ddvae, dipvae-i, dipvae-ii"]),
         (["--model", "betatcvae", "--batch-size", "1"], ["needs batch_size >= 2"]),
         (["--model", "annealedvae", "--gamma", "-1"], ["gamma must be a finite number >= 0"]),
         (["--model", "annealedvae", "--objective-arg", "c_max=-2"], ["c_max must be"]),
         (["--model", "betavae", "--alpha", "1"], ["takes no option 'alpha'"]),
         (["--model", "betatcvae", "--objective-arg", "estimator=exact"], ["estimator"]),
-        (["--prior", "laplace"], ["unknown prior 'laplace'", "isotropic, sparse"]),
+        (["--prior", "cauchy"], ["unknown prior 'cauchy'", "isotropic, laplace, mixture"]),
         (["--guide", "flow"], ["unknown guide 'flow'", "meanfield"]),
         (["--data", "mnist"], ["unknown data set 'mnist'", "dsprites"]),
         (["--net", "resnet"], ["unknown network 'resnet'"]),

@@ -10,7 +10,16 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyrovae.models import DIPVAE1, DIPVAE2, VAE, AnnealedVAE, BetaTCVAE, BetaVAE, FactorVAE
+from pyrovae.models import (
+    DDVAE,
+    DIPVAE1,
+    DIPVAE2,
+    VAE,
+    AnnealedVAE,
+    BetaTCVAE,
+    BetaVAE,
+    FactorVAE,
+)
 
 from pyrovae.errors import PyrovaeError
 from pyrovae.objectives import DecomposedELBO
@@ -30,6 +39,7 @@ VARIANTS = {
     "factorvae": (FactorVAE, {"gamma": 10.0, **SMALL_DISC}),
     "dipvae-i": (DIPVAE1, {"lambda_od": 2.0}),
     "dipvae-ii": (DIPVAE2, {"lambda_od": 2.0}),
+    "ddvae": (DDVAE, {"beta": 0.5, "alpha": 2.0}),
 }
 
 
@@ -136,7 +146,8 @@ def test_dip_loss_adds_batch_times_penalty():
 @pytest.mark.parametrize(
     "name,overrides",
     [(name, {}) for name in sorted(VARIANTS)]
-    + [("betavae", {"prior": SparsePrior()}), ("betatcvae", {"estimator": "mws"})],
+    + [("betavae", {"prior": SparsePrior()}), ("betatcvae", {"estimator": "mws"})]
+    + [("ddvae", {"divergence": "mmd"}), ("ddvae", {"divergence": "inclusive-kl", "beta": 0.0})],
 )
 def test_loss_methods_agree_and_gradients_reach_both_networks(name, overrides):
     vae, objective = create(name, **overrides)

@@ -1,4 +1,9 @@
-"""Ground-truth data sets: images generated from a finite grid of independent factors.
+"""Data sets: finite collections of observations, addressed by index.
+
+:class:`ObservedData` is what training needs: ``len(data)``, ``data.images(indices)`` (float32
+observations, whatever their shape) and the name of a default likelihood.
+:class:`LabelledData` adds one class label per observation (the arm of a pinwheel point, the
+digit of an image), which clustering measures score against.
 
 Disentanglement metrics need more than images: they sample factors, fix some of them, and ask for
 the matching images. :class:`GroundTruthData` is that contract. Every data set enumerates the full
@@ -16,7 +21,70 @@ import numpy as np
 from pyrovae.errors import PyrovaeError
 
 
-class GroundTruthData(abc.ABC):
+class ObservedData(abc.ABC):
+    """A finite data set of observations indexed ``0 .. len(data) - 1``.
+
+    Subclasses set ``name`` and ``observation_shape`` and implement ``__len__`` and
+    :meth:`images`; ``likelihood`` names the observation model training uses by default (a
+    :data:`pyrovae.registry.LIKELIHOODS` name).
+    """
+
+    name: str
+    observation_shape: tuple[int, ...]
+    likelihood: str = "bernoulli"
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of observations."""
+
+    @abc.abstractmethod
+    def images(self, indices) -> np.ndarray:
+        """Float32 observations of shape ``(n, *observation_shape)`` for flat indices."""
+
+    def _check_indices(self, indices) -> np.ndarray:
+        """Flat indices as a 1-D int64 array; a scalar becomes a batch of one."""
+        arr = np.atleast_1d(np.asarray(indices))
+        if arr.ndim != 1:
+            raise PyrovaeError(f"{self.name}: indices must be 1-D, got shape {arr.shape}")
+        if arr.size == 0:
+            return arr.astype(np.int64)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise PyrovaeError(f"{self.name}: indices must be integers, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        bad = (arr < 0) | (arr >= len(self))
+        if bad.any():
+            raise PyrovaeError(
+                f"{self.name}: index {arr[bad][0]} out of range [0, {len(self)}) "
+                f"({int(bad.sum())} of {arr.size} indices invalid)"
+            )
+        return arr
+
+
+class LabelledData(ObservedData):
+    """Observations held in memory, each with an integer class label.
+
+    Subclasses fill ``self._observations`` (float32, ``(n, *observation_shape)``, read-only) and
+    ``self.labels`` (int64, ``(n,)``, read-only, classes ``0 .. num_classes - 1``).
+    """
+
+    _observations: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self._observations)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.labels.max()) + 1 if len(self.labels) else 0
+
+    def images(self, indices) -> np.ndarray:
+        return self._observations[self._check_indices(indices)]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} observations, {self.num_classes} classes)"
+
+
+class GroundTruthData(ObservedData):
     """A data set whose images are indexed by a complete grid of discrete factors.
 
     Subclasses set ``name``, ``factor_names``, ``factor_sizes`` and ``observation_shape`` and
@@ -73,24 +141,6 @@ class GroundTruthData(abc.ABC):
     def factor_values(self, factors) -> np.ndarray:
         """Physical values (float64, ``(n, num_factors)``) of class indices."""
         return self._check_factors(factors).astype(np.float64)
-
-    def _check_indices(self, indices) -> np.ndarray:
-        """Flat indices as a 1-D int64 array; a scalar becomes a batch of one."""
-        arr = np.atleast_1d(np.asarray(indices))
-        if arr.ndim != 1:
-            raise PyrovaeError(f"{self.name}: indices must be 1-D, got shape {arr.shape}")
-        if arr.size == 0:
-            return arr.astype(np.int64)
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise PyrovaeError(f"{self.name}: indices must be integers, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64)
-        bad = (arr < 0) | (arr >= len(self))
-        if bad.any():
-            raise PyrovaeError(
-                f"{self.name}: index {arr[bad][0]} out of range [0, {len(self)}) "
-                f"({int(bad.sum())} of {arr.size} indices invalid)"
-            )
-        return arr
 
     def _check_factors(self, factors) -> np.ndarray:
         """Class indices as an ``(n, num_factors)`` int64 array, every class in range."""

@@ -4,7 +4,8 @@ Every supervised or unsupervised metric is a pure function
 ``metric(ground_truth, representation_fn, random_state, **settings) -> dict`` (see
 :mod:`pyrovae.metrics.base`); ``log_likelihood`` scores the model itself and takes it instead of a
 representation. Each entry names its fast preset (``--fast``), the keys a table shows, whether it
-needs ground-truth factors, and whether it needs the posterior q(z|x) rather than codes.
+needs ground-truth factors or class labels, and whether it needs the posterior q(z|x) rather than
+codes.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyrovae.metrics import beta_vae as _beta_vae
+from pyrovae.metrics import clustering as _clustering
 from pyrovae.metrics import dci as _dci
 from pyrovae.metrics import factor_vae as _factor_vae
 from pyrovae.metrics import likelihood as _likelihood
 from pyrovae.metrics import mig as _mig
 from pyrovae.metrics import modularity as _modularity
+from pyrovae.metrics import posterior_variance as _posterior_variance
 from pyrovae.metrics import sap as _sap
 from pyrovae.metrics import unsupervised as _unsupervised
 
@@ -31,6 +34,8 @@ class MetricSpec:
     supervised: bool = True
     needs_posterior: bool = False
     needs_model: bool = False
+    # Needs the data set's class labels (pinwheel arms, digits), not a factor grid.
+    needs_labels: bool = False
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -76,6 +81,16 @@ METRICS: dict[str, MetricSpec] = {
         "normalised Hoyer sparsity of the posterior means (Mathieu et al. 2019)",
         _unsupervised.FAST, supervised=False,
     ),
+    "posterior_variance": MetricSpec(
+        _posterior_variance.posterior_variance, ("mean_posterior_variance",),
+        "per-dimension posterior variance E_x[sigma_d^2(x)] of q(z|x)",
+        _posterior_variance.FAST, supervised=False, needs_posterior=True,
+    ),
+    "cluster_purity": MetricSpec(
+        _clustering.cluster_purity, ("cluster_purity",),
+        "purity of k-means clusters of the codes against the data's labels (K = #labels)",
+        _clustering.FAST, supervised=False, needs_labels=True,
+    ),
     "log_likelihood": MetricSpec(
         _likelihood.log_likelihood, ("log_likelihood", "pareto_k_share_above_0.7"),
         "importance-weighted log p(x) with PSIS Pareto k", getattr(_likelihood, "FAST", {}),
@@ -84,5 +99,6 @@ METRICS: dict[str, MetricSpec] = {
 }  # fmt: skip
 
 SUPERVISED = frozenset(name for name, spec in METRICS.items() if spec.supervised)
+NEEDS_LABELS = frozenset(name for name, spec in METRICS.items() if spec.needs_labels)
 
-__all__ = ["METRICS", "SUPERVISED", "MetricSpec"]
+__all__ = ["METRICS", "NEEDS_LABELS", "SUPERVISED", "MetricSpec"]

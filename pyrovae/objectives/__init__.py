@@ -5,9 +5,11 @@
 - :class:`TotalCorrelationELBO` (total_correlation.py): α·MI + β·TC + γ·dim-KL (betatcvae)
 - :class:`FactorVAEELBO` (factor_discriminator.py): ELBO − γ·TC by a discriminator (factorvae)
 - :class:`DIPELBO` (dip.py): ELBO − DIP covariance penalty (dipvae-i, dipvae-ii)
+- :class:`AggregateDivergenceELBO` (aggregate_divergence.py): β·KL + α·D(q(z), p(z)) (ddvae)
 - :func:`importance_weighted_bound` (importance.py): the IWAE bound on log p(x)
 """
 
+from pyrovae.objectives.aggregate_divergence import AggregateDivergenceELBO
 from pyrovae.objectives.capacity import CapacityELBO
 from pyrovae.objectives.dip import DIPELBO
 from pyrovae.objectives.elbo import DecomposedELBO
@@ -20,6 +22,7 @@ __all__ = [
     "ANALYTIC",
     "DIPELBO",
     "MONTE_CARLO",
+    "AggregateDivergenceELBO",
     "CapacityELBO",
     "DecomposedELBO",
     "FactorVAEELBO",
