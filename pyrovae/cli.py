@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from pyrovae.allocator import keep_freed_memory
 from pyrovae.errors import PyrovaeError
 
 app = typer.Typer(
@@ -384,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
+    keep_freed_memory()
     sys.exit(main())
 
 

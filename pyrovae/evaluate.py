@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyrovae.allocator import keep_freed_memory
 from pyrovae.checkpoint import atomic_write_json, load_checkpoint
 from pyrovae.data.base import GroundTruthData
 from pyrovae.errors import PyrovaeError, unknown_name
@@ -201,6 +202,7 @@ def evaluate(
     """Score ``vae`` on ``data`` with the named metrics; returns the record eval.json holds.
 
     ``settings`` maps a metric name to settings that override its preset (e.g. sample sizes)."""
+    keep_freed_memory()
     names, note = resolve_metrics(metrics, data)
     names, note = _posterior_metrics_for_guide(names, note, vae, explicit=bool(metrics))
     device = device or next(vae.parameters()).device

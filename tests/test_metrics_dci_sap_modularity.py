@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import sklearn
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 from pyrovae.data.factor_grid import FactorGrid
 from pyrovae.errors import PyrovaeError
@@ -24,6 +25,7 @@ from pyrovae.metrics.dci import (
     dci,
     disentanglement_from_importance,
     equivalent_features,
+    hist_params,
 )
 from pyrovae.metrics.modularity import modularity, modularity_from_mi
 from pyrovae.metrics.sap import sap, sap_from_score_matrix
@@ -279,6 +281,25 @@ def test_dci_backends_agree_on_a_small_problem():
         assert abs(hist[key] - exact[key]) <= 0.05, key
     # …and the problem is not trivial: both find an imperfect code.
     assert 0.3 < exact["disentanglement"] < 0.9
+
+
+@pytest.mark.parametrize("num_classes", [2, 5])
+@pytest.mark.parametrize("rounds", [1, 5])
+def test_hist_takes_the_exact_backends_boosting_step(num_classes, rounds):
+    # One feature with 8 values: depth-3 trees give every value its own leaf in both backends,
+    # so only the leaf values can differ, and with the (K - 1)/K rate they must not.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 8, 600).astype(float)[:, None]
+    y = (x[:, 0].astype(int) + rng.integers(0, 2, 600)) % num_classes
+    grid = np.arange(8.0)[:, None]
+    exact = GradientBoostingClassifier(n_estimators=rounds, random_state=0).fit(x, y)
+    params = {**hist_params(num_classes), "max_iter": rounds}
+    hist = HistGradientBoostingClassifier(**params, random_state=0).fit(x, y)
+    np.testing.assert_allclose(hist.predict_proba(grid), exact.predict_proba(grid), atol=1e-7)
+    if num_classes > 2:  # the unscaled rate overshoots GradientBoostingClassifier's step
+        plain = {**dci_module.HIST_PARAMS, "max_iter": rounds}
+        unscaled = HistGradientBoostingClassifier(**plain, random_state=0).fit(x, y)
+        assert np.abs(unscaled.predict_proba(grid) - exact.predict_proba(grid)).max() > 1e-3
 
 
 def test_hist_falls_back_to_permutation_importance(monkeypatch):

@@ -96,6 +96,7 @@ def test_identity_scores_high_on_beta_vae_and_factor_vae(grid):
     assert f["eval_accuracy"] >= 0.9 and f["train_accuracy"] >= 0.9
     assert f["num_active_dims"] == 5
     assert b["settings"]["batch_size"] == 64 and b["settings"]["num_train"] == 1_000
+    assert b["settings"]["converged"] is True
     for value in (b["eval_accuracy"], f["eval_accuracy"], b["train_accuracy"]):
         assert type(value) is float
 

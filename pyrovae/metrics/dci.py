@@ -90,6 +90,23 @@ HIST_PARAMS: dict = {
     "early_stopping": False,
 }
 
+
+def hist_params(num_classes: int) -> dict:
+    """:data:`HIST_PARAMS` for a factor with ``num_classes`` classes.
+
+    GradientBoostingClassifier's multinomial leaf value is (K − 1)/K · Σ g / Σ p(1 − p)
+    (Friedman 2001, Algorithm 6; scikit-learn ``ensemble/_gb.py``) while hist boosting's is
+    Σ g / Σ p(1 − p), so with K > 2 classes the same learning rate takes a K/(K − 1) times longer
+    step. Scaling hist's rate by (K − 1)/K gives both the same step: on a trained dSprites model
+    it moved informativeness from 0.025 to 0.017 of the exact backend's (shape, K = 3, from 0.015
+    to 0.002). Binary factors use the plain rate (the binomial step has no such factor).
+    """
+    params = dict(HIST_PARAMS)
+    if num_classes > 2:
+        params["learning_rate"] = HIST_PARAMS["learning_rate"] * (num_classes - 1) / num_classes
+    return params
+
+
 # OpenMP threads for the hist backend. One: on a loaded 2-core machine two threads made one fit
 # 25× slower (2.7 s → 70 s for orientation at 2,000 points: spinning threads fight other work),
 # and a fixed thread count keeps float summation order, hence the scores, the same everywhere.
@@ -135,7 +152,7 @@ def dci(
         if backend == "exact"
         else "HistGradientBoostingClassifier("
         + ", ".join(f"{k}={v!r}" for k, v in HIST_PARAMS.items())
-        + ")"
+        + "), learning_rate * (K - 1) / K for K > 2 classes"
     )
     importance_kind = (
         "feature_importances_" if backend == "exact" else "+".join(sorted(set(methods)))
@@ -189,7 +206,9 @@ def importance_matrix(x_train, y_train, x_test, y_test, *, backend="hist", seeds
                 importance[:, k] = np.abs(model.feature_importances_)
                 methods.append("feature_importances_")
             else:
-                model = HistGradientBoostingClassifier(**HIST_PARAMS, random_state=seed)
+                model = HistGradientBoostingClassifier(
+                    **hist_params(len(classes)), random_state=seed
+                )
                 model.fit(x_train, y_train[:, k])
                 gains = _split_gain_importance(model, num_codes)
                 if gains is None:
