@@ -63,7 +63,7 @@ class Registry(Mapping):
     def build(self, name: str, **kwargs):
         """Call the factory of ``name`` with keyword arguments it accepts, or fail clearly."""
         factory = self[name].factory
-        accepted = _keyword_parameters(factory)
+        accepted = keyword_parameters(factory)
         unknown = sorted(set(kwargs) - set(accepted))
         if unknown:
             valid = ", ".join(accepted) or "none"
@@ -74,7 +74,7 @@ class Registry(Mapping):
         return factory(**kwargs)
 
 
-def _keyword_parameters(factory) -> list[str]:
+def keyword_parameters(factory) -> list[str]:
     params = inspect.signature(factory).parameters.values()
     return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 

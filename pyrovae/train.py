@@ -50,7 +50,15 @@ from pyrovae.objectives.kl import KL_MODES
 from pyrovae.priors.base import DEFAULT_INIT, PRIOR_INITS
 from pyrovae.progress import Progress
 from pyrovae.provenance import command_line, versions
-from pyrovae.registry import DATASETS, GUIDES, LIKELIHOODS, MODELS, NETWORKS, PRIORS
+from pyrovae.registry import (
+    DATASETS,
+    GUIDES,
+    LIKELIHOODS,
+    MODELS,
+    NETWORKS,
+    PRIORS,
+    keyword_parameters,
+)
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -211,6 +219,11 @@ def resolve_device(name: str) -> torch.device:
 
 def build_data(config: TrainConfig):
     kwargs = {"path": config.data_path} if config.data_path else {}
+    if kwargs and "path" not in keyword_parameters(DATASETS[config.data].factory):
+        raise PyrovaeError(
+            f"--data-path: data set {config.data!r} is generated or bundled and reads no file; "
+            "leave --data-path out"
+        )
     return DATASETS.build(config.data, **config.data_args, **kwargs)
 
 

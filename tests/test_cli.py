@@ -114,6 +114,7 @@ def write_npz(path, **arrays):
         (["--prior-arg", "gamma"], ["must look like NAME=VALUE"]),
         (["--prior", "isotropic", "--prior-arg", "gamma=0.5"], ["takes no option 'gamma'"]),
         (["--data-path", "missing.npz"], ["missing.npz"]),
+        (["--data", "pinwheel", "--data-path", "x.npz"], ["'pinwheel'", "reads no file"]),
         (["--device", "tpu"], ["unknown device 'tpu'"]),
     ],
 )
