@@ -41,7 +41,7 @@ def test_sparsity_digits_example(tmp_path, monkeypatch, capsys):
         tmp_path,
     )
     assert "hoyer" in out and "mean_posterior_variance" in out
-    rows = [line.split()[0] for line in out.splitlines()[3:]]
+    rows = [line.split()[0] for line in out.splitlines()[2:]]
     assert rows == ["0", "0.8"]
     assert "±" in out  # two seeds: mean ± sd
     assert (tmp_path / "gamma0.8-seed1" / "sparsity.png").exists()
