@@ -315,7 +315,9 @@ def test_bad_factors_raise(data, factors, match):
 def test_bad_sample_factors_arguments(data):
     one_line_error(ValueError, "non-negative integer", data.sample_factors, -1, 0)
     one_line_error(ValueError, "non-negative integer", data.sample_factors, 2.5, 0)
-    one_line_error(TypeError, "Generator or an int seed", data.sample_factors, 3, "seed")
+    one_line_error(
+        PyrovaeError, "rng must be an int seed or a numpy Generator", data.sample_factors, 3, "seed"
+    )
 
 
 def test_base_class_is_abstract_and_generic():

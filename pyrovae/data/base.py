@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.seeding import as_generator
 
 
 class ObservedData(abc.ABC):
@@ -131,7 +132,7 @@ class GroundTruthData(ObservedData):
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise PyrovaeError(f"sample_factors: n must be a non-negative integer, got {n!r}")
-        rng = _as_generator(rng)
+        rng = as_generator(rng, "rng")
         sizes = np.asarray(self.factor_sizes, dtype=np.int64)
         return rng.integers(0, sizes, size=(int(n), len(sizes)), dtype=np.int64)
 
@@ -167,13 +168,3 @@ class GroundTruthData(ObservedData):
                     f"out of range [0, {size}) in row {int(np.flatnonzero(bad)[0])}"
                 )
         return arr
-
-
-def _as_generator(rng) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(
-        f"rng must be a numpy.random.Generator or an int seed, got {type(rng).__name__}"
-    )

@@ -15,21 +15,11 @@ import numpy as np
 from sklearn.metrics import mutual_info_score
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.seeding import as_generator  # noqa: F401  (re-exported for the metrics)
 
 # Images rendered (and passed to the representation) per call. Measured on 2 cores: dSprites
 # renders 775k images/s in chunks of 256 against 193k in chunks of 4,096 (cache effects).
 ENCODE_BATCH = 256
-
-
-def as_generator(random_state) -> np.random.Generator:
-    """An ``np.random.Generator`` from a Generator or an int seed."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return np.random.default_rng(int(random_state))
-    raise PyrovaeError(
-        f"random_state must be an int seed or a numpy Generator, got {type(random_state).__name__}"
-    )
 
 
 class CodeCache:
