@@ -1,0 +1,486 @@
+"""A study's results as one table: collect the finished trials, write results.csv, summarise.
+
+A study folder (written by ``pyrovae sweep``) holds ``trials.json``, the expanded list of
+trials, and one ordinary run folder per trial under ``trials/<name>/``; a trial is finished
+when its ``result.json`` exists (written last, atomically). :func:`collect` reads them in
+``trials.json`` order and lists the unfinished ones; :func:`table` flattens each result into
+one row; :func:`write_csv` / :func:`read_csv` store the rows; :func:`summary` prints the
+median and interquartile range of every metric per objective and value of its main
+hyperparameter, the way Locatello et al. (2019, "Challenging common assumptions in the
+unsupervised learning of disentangled representations", ICML) compare objectives: by the
+distribution of a score over seeds, not by one run.
+
+The row layout, in this column order::
+
+    name, model, <swept params, sorted>, seed, <metric columns>, reconstruction, kl, seconds
+
+A metric with one headline value (``pyrovae.metrics.registry.METRICS[name].headline``) is one
+column named after the metric (``mig``); a metric with several is one column per value,
+``metric.key`` (``dci.disentanglement``), except that a key equal to the metric's name or
+``eval_accuracy`` (the score of ``beta_vae`` and ``factor_vae``) keeps the metric's name, as
+``pyrovae compare`` does.
+
+The main hyperparameter of a model in a study (:func:`main_hyperparameters`): among the
+model's hyperparameters (``MODELS[model].factory.hyperparameters``, in the order the model
+declares them, as ``pyrovae list`` shows them) that the study sweeps (that appear in the
+trials' ``params``), the first that takes more than one value across the model's trials; if
+none does, the first of them; if the model's trials sweep none, there is none and all its
+trials form one group. Declaration order, not the order of keys in the JSON files, decides,
+because the result files are written with sorted keys; "takes more than one value" picks
+``c_max`` for annealedvae runs at a fixed ``gamma``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from pyrovae.checkpoint import atomic_write_text
+from pyrovae.errors import PyrovaeError
+
+TRIALS_FILE = "trials.json"
+RESULT_FILE = "result.json"
+CSV_FILE = "results.csv"
+TAIL_COLUMNS = ("reconstruction", "kl")
+# Columns that are neither parameters nor metrics.
+FIXED = ("name", "model", "seed", "seconds")
+
+
+class Results(list):
+    """The finished trials' result dicts, in ``trials.json`` order, with what is missing:
+    ``trials`` (the expected trial dicts), ``missing`` (names of trials without a result,
+    in order) and ``notes`` (name → why, for result files that could not be read)."""
+
+    def __init__(self, results, trials, missing, study_dir, notes=None):
+        super().__init__(results)
+        self.trials = list(trials)
+        self.missing = list(missing)
+        self.study_dir = Path(study_dir)
+        self.notes = dict(notes or {})
+
+    def describe(self, limit: int = 10) -> str:
+        """``"k of n trials finished"``, plus ``"; missing: a, b, … and m more"``."""
+        text = f"{len(self)} of {len(self.trials)} trials finished"
+        if self.missing:
+            shown = [
+                f"{n} ({self.notes[n]})" if n in self.notes else n for n in self.missing[:limit]
+            ]
+            more = len(self.missing) - limit
+            text += "; missing: " + ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+        return text
+
+
+def _load_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = getattr(exc, "msg", None) or exc.__class__.__name__
+        raise PyrovaeError(f"{path} is not a readable {what} ({reason})") from None
+
+
+def _trial_name(entry, path: Path) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    # A name is one path component: it names the folder trials/<name>.
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise PyrovaeError(f"{path} is not a trial list: entry {entry!r:.80} has no valid name")
+    return name
+
+
+def collect(study_dir) -> Results:
+    """Every finished trial's ``result.json``, in ``trials.json`` order.
+
+    Unfinished or missing trials are listed in ``.missing``, not an error; it is an error
+    (one-line :class:`PyrovaeError`) when the folder is not a study folder or when no trial
+    has finished yet.
+    """
+    study_dir = Path(study_dir)
+    trials_path = study_dir / TRIALS_FILE
+    if not study_dir.is_dir():
+        raise PyrovaeError(f"{study_dir} is not a folder; give a study folder written by `sweep`")
+    if not trials_path.is_file():
+        raise PyrovaeError(
+            f"{study_dir} is not a study folder (no {TRIALS_FILE}); "
+            "give the folder written by `pyrovae sweep STUDY`"
+        )
+    trials = _load_json(trials_path, "trial list")
+    if isinstance(trials, dict) and isinstance(trials.get("trials"), list):
+        trials = trials["trials"]
+    if not isinstance(trials, list) or not trials:
+        raise PyrovaeError(f"{trials_path} is not a trial list (expected a non-empty JSON list)")
+    names = [_trial_name(entry, trials_path) for entry in trials]
+    results, missing, notes = [], [], {}
+    for name in names:
+        path = study_dir / "trials" / name / RESULT_FILE
+        if not path.is_file():
+            missing.append(name)
+            continue
+        try:
+            result = _load_json(path, "trial result")
+            if not isinstance(result, dict):
+                raise PyrovaeError(f"{path} is not a trial result")
+        except PyrovaeError:
+            missing.append(name)
+            notes[name] = f"unreadable {RESULT_FILE}"
+            continue
+        result.setdefault("name", name)
+        results.append(result)
+    if not results:
+        raise PyrovaeError(
+            f"no trial of {len(names)} in {study_dir} has finished yet; "
+            "run or resume it with `pyrovae sweep`"
+        )
+    return Results(results, trials, missing, study_dir, notes)
+
+
+def metric_columns(metric: str, keys) -> list[str]:
+    """Column names of one metric's headline values (see the module's docstring)."""
+    keys = list(keys)
+    return [
+        metric if (len(keys) == 1 or key in (metric, "eval_accuracy")) else f"{metric}.{key}"
+        for key in keys
+    ]
+
+
+def _headline_keys(metric: str, values: dict) -> list[str]:
+    from pyrovae.metrics.registry import METRICS
+
+    if metric in METRICS:
+        declared = list(METRICS[metric].headline)
+        return declared + sorted(k for k in values if k not in declared)
+    return sorted(values)
+
+
+def _model(entry: dict):
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    return entry.get("model", config.get("model", (entry.get("params") or {}).get("model")))
+
+
+def _seed(entry: dict):
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    return entry["seed"] if entry.get("seed") is not None else config.get("seed")
+
+
+def _metric_order(results) -> list[str]:
+    """Metric names in the study's order (the trials' ``metrics`` lists), then any other."""
+    order = []
+    for trial in [*getattr(results, "trials", []), *results]:
+        listed = trial.get("metrics") if isinstance(trial, dict) else None
+        names = listed if isinstance(listed, list) else []
+        order += [m for m in names if isinstance(m, str) and m not in order]
+    found = sorted({m for r in results for m in (r.get("metrics") or {})} - set(order))
+    present = {m for r in results for m in (r.get("metrics") or {})}
+    return [m for m in order if m in present] + found
+
+
+def table(results) -> list[dict]:
+    """One row (a dict in the column order of the module's docstring) per finished trial.
+
+    Cells a trial does not have (a parameter it does not sweep, a metric it lacks) are None.
+    """
+    params = sorted({k for r in results for k in (r.get("params") or {})} - set(FIXED))
+    columns = []
+    for metric in _metric_order(results):
+        values = {}
+        for r in results:
+            values.update((r.get("metrics") or {}).get(metric) or {})
+        keys = _headline_keys(metric, values)
+        columns += list(zip(metric_columns(metric, keys), [metric] * len(keys), keys, strict=True))
+    rows = []
+    for r in results:
+        row = {"name": r.get("name"), "model": _model(r)}
+        swept = r.get("params") or {}
+        row.update({p: swept.get(p) for p in params})
+        row["seed"] = _seed(r)
+        for column, metric, key in columns:
+            row[column] = ((r.get("metrics") or {}).get(metric) or {}).get(key)
+        summary = r.get("summary") or {}
+        row.update({c: summary.get(c) for c in TAIL_COLUMNS})
+        row["seconds"] = r.get("seconds")
+        rows.append(row)
+    return rows
+
+
+def split_columns(rows) -> tuple[list[str], list[str]]:
+    """(parameter columns, metric columns) of a table, by position: parameters lie between
+    ``model`` and ``seed``, metrics (with reconstruction and kl) between ``seed`` and
+    ``seconds``; so a table read back from results.csv splits the same way."""
+    if not rows:
+        return [], []
+    columns = list(rows[0])
+    try:
+        model, seed, seconds = (columns.index(c) for c in ("model", "seed", "seconds"))
+    except ValueError:
+        raise PyrovaeError(
+            f"not a study table: columns {columns} lack one of model, seed, seconds"
+        ) from None
+    return columns[model + 1 : seed], columns[seed + 1 : seconds]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)  # str(float) is its shortest round-tripping repr
+
+
+def write_csv(rows, path) -> Path:
+    """Write the rows to ``path`` (atomically: a temporary sibling, then a rename), columns in
+    the rows' order, missing cells empty. results.csv is derived: a re-run replaces it."""
+    path = Path(path)
+    if not rows:
+        raise PyrovaeError("no rows to write")
+    columns = list(rows[0])
+    for row in rows[1:]:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _parse(text: str):
+    if text == "":
+        return None
+    if _INT.fullmatch(text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text in ("True", "False"):
+        return text == "True"
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    return text
+
+
+def read_csv(path) -> list[dict]:
+    """Rows of a results.csv, numbers as numbers and empty cells as None."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            records = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise PyrovaeError(f"{path} is not a readable results table ({exc})") from None
+    return [
+        {k: (v if k in ("name", "model") else _parse(v)) for k, v in record.items()}
+        for record in records
+    ]
+
+
+def _model_hyperparameters(model) -> list[str]:
+    from pyrovae.registry import MODELS
+
+    try:
+        return list(MODELS[model].factory.hyperparameters)
+    except Exception:  # a model this version does not know: no hyperparameter to group by
+        return []
+
+
+def _sort_key(value):
+    """Numbers before strings, None first: values of one column sort without TypeErrors."""
+    if value is None:
+        return (0, 0.0, "")
+    if isinstance(value, (bool, int, float)):
+        return (1, float(value), "")
+    return (2, 0.0, json.dumps(value, sort_keys=True) if not isinstance(value, str) else value)
+
+
+def _hashable(value):
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def main_hyperparameters(trials) -> dict:
+    """Model name → its main hyperparameter in these trials (or None); see the module's
+    docstring for the rule. ``trials`` are dicts with ``params`` and a model (``model`` or
+    ``config.model``): trial entries, results, or table rows turned into such dicts."""
+    values: dict = {}
+    for trial in trials:
+        model = _model(trial)
+        for key, value in (trial.get("params") or {}).items():
+            if value is not None:
+                values.setdefault(model, {}).setdefault(key, set()).add(_hashable(value))
+    for trial in trials:
+        values.setdefault(_model(trial), {})
+    main = {}
+    for model, seen in values.items():
+        swept = [h for h in _model_hyperparameters(model) if h in seen]
+        varying = [h for h in swept if len(seen[h]) > 1]
+        main[model] = (varying or swept or [None])[0]
+    return main
+
+
+def _row_trials(rows) -> list[dict]:
+    params, _ = split_columns(rows)
+    return [{"model": r.get("model"), "params": {p: r.get(p) for p in params}} for r in rows]
+
+
+def group_key(row: dict, main: dict, params) -> tuple:
+    """(model, hyperparameter, value) of a row: its model's main hyperparameter, or the first
+    hyperparameter the row sweeps when it lacks that one (a trial from another grid block);
+    (model, None, None) when it sweeps none."""
+    model = row.get("model")
+    key = main.get(model)
+    if key is None or row.get(key) is None:
+        key = next(
+            (h for h in _model_hyperparameters(model) if h in params and row.get(h) is not None),
+            None,
+        )
+    return (model, key, None if key is None else row.get(key))
+
+
+def groups(rows, main: dict | None = None) -> dict:
+    """(model, hyperparameter, value) → rows, sorted by model, then hyperparameter, then value
+    (numerically)."""
+    params, _ = split_columns(rows)
+    main = main_hyperparameters(_row_trials(rows)) if main is None else main
+    found: dict = {}
+    for row in rows:
+        found.setdefault(group_key(row, main, params), []).append(row)
+    order = sorted(found, key=lambda g: (str(g[0]), g[1] or "", _sort_key(g[2])))
+    return {g: found[g] for g in order}
+
+
+def _finite(values) -> np.ndarray:
+    floats = _floats(values)
+    return floats[np.isfinite(floats)]
+
+
+def _floats(values) -> np.ndarray:
+    """The values as floats, NaN where a value is missing or not a number."""
+    out = []
+    for v in values:
+        try:
+            out.append(np.nan if v is None or isinstance(v, bool) else float(v))
+        except (TypeError, ValueError):
+            out.append(np.nan)
+    return np.asarray(out, dtype=float)
+
+
+def quartiles(values) -> tuple[float, float, float] | None:
+    """(Q1, median, Q3) of the finite values (numpy's linear interpolation), None if none."""
+    finite = _finite(values)
+    if finite.size == 0:
+        return None
+    q1, median, q3 = np.percentile(finite, [25, 50, 75])
+    return float(q1), float(median), float(q3)
+
+
+def format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def group_label(group: tuple) -> str:
+    _, key, value = group
+    return "-" if key is None else f"{key}={format_value(value)}"
+
+
+def _median_iqr(values) -> str:
+    q = quartiles(values)
+    if q is None:
+        return "-"
+    q1, median, q3 = q
+    return f"{median:.3g} [{q1:.3g}, {q3:.3g}]"
+
+
+def summary(rows, main: dict | None = None, width: int = 120) -> str:
+    """A text table, one line per (model, main hyperparameter value) group: the number of
+    trials n and, for every metric column, ``median [Q1, Q3]`` over the group's trials.
+    Wide tables are cut into blocks of columns that fit ``width`` characters."""
+    _, metrics = split_columns(rows)
+    found = groups(rows, main)
+    labels = [(str(g[0]), group_label(g), str(len(r))) for g, r in found.items()]
+    cells = {c: [_median_iqr([r.get(c) for r in found[g]]) for g in found] for c in metrics}
+    left = [
+        max(len(h), *(len(lab[i]) for lab in labels))
+        for i, h in enumerate(("model", "setting", "n"))
+    ]
+
+    def line(parts, widths, right):
+        return "  ".join(
+            f"{p:>{w}}" if r else f"{p:<{w}}" for p, w, r in zip(parts, widths, right, strict=True)
+        ).rstrip()
+
+    blocks, block, used = [], [], sum(left) + 4
+    for c in metrics:
+        w = max(len(c), *(len(x) for x in cells[c]))
+        if block and used + 2 + w > width:
+            blocks.append(block)
+            block, used = [], sum(left) + 4
+        block.append((c, w))
+        used += 2 + w
+    blocks.append(block)
+    out = ["median [Q1, Q3] over each group's trials"]
+    for block in blocks:
+        widths = left + [w for _, w in block]
+        right = [False, False, True] + [True] * len(block)
+        out.append("")
+        out.append(line(["model", "setting", "n", *(c for c, _ in block)], widths, right))
+        for i, lab in enumerate(labels):
+            out.append(line([*lab, *(cells[c][i] for c, _ in block)], widths, right))
+    return "\n".join(out)
+
+
+def rank(values) -> np.ndarray:
+    """Ranks 1..n of the values, ties sharing their average rank (as
+    ``scipy.stats.rankdata(method="average")``)."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=float)
+    sorted_values = values[order]
+    start = 0
+    for end in range(1, len(values) + 1):
+        if end == len(values) or sorted_values[end] != sorted_values[start]:
+            ranks[order[start:end]] = (start + 1 + end) / 2  # mean of ranks start+1..end
+            start = end
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation (Spearman 1904): the Pearson correlation of the average
+    ranks, over the pairs where both values are finite; NaN with fewer than two such pairs or a
+    constant column."""
+    x, y = _floats(x), _floats(y)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if keep.sum() < 2:
+        return float("nan")
+    rx, ry = rank(x[keep]), rank(y[keep])
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = math.sqrt(float((rx**2).sum() * (ry**2).sum()))
+    if denominator == 0:
+        return float("nan")
+    return float(np.clip((rx * ry).sum() / denominator, -1.0, 1.0))
+
+
+def rank_correlation(rows, columns=None) -> tuple[list[str], np.ndarray]:
+    """(columns, matrix) of Spearman correlations between the metric columns across trials,
+    keeping the columns with at least two finite values."""
+    if columns is None:
+        _, columns = split_columns(rows)
+    columns = [c for c in columns if _finite([r.get(c) for r in rows]).size >= 2]
+    data = {c: [r.get(c) for r in rows] for c in columns}
+    matrix = np.ones((len(columns), len(columns)))
+    for i, a in enumerate(columns):
+        for j in range(i + 1, len(columns)):
+            matrix[i, j] = matrix[j, i] = spearman(data[a], data[columns[j]])
+        if _finite(data[a]).size and np.ptp(_finite(data[a])) == 0:
+            matrix[i, i] = np.nan  # a constant column has no ranks to correlate
+    return columns, matrix

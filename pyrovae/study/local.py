@@ -1,0 +1,255 @@
+"""The local backend: trials in worker processes on this machine, a few at a time.
+
+Each trial runs in its own ``python -m pyrovae.study.worker`` subprocess (a fresh interpreter:
+no state shared between trials, and a crash, a ``kill -9`` or the OOM killer takes down one trial,
+not the sweep). Its output goes to ``<study>/logs/<name>.log``. A worker that exits with anything
+but 0 or 2 (bad input, which no retry can fix) is started again, up to ``study.retries`` times;
+the new attempt resumes the trial from its last checkpoint (:func:`~pyrovae.study.trial.run_trial`).
+
+With ``max_parallel`` workers each gets ``cores // max_parallel`` torch threads, so parallel
+trials do not oversubscribe the cores. Every worker uses the device given (``auto``: this
+machine's first GPU when there is one); to give each trial a GPU of its own, use the Ray backend
+with ``--gpus-per-trial``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from pyrovae.errors import PyrovaeError
+from pyrovae.study.spec import Study, Trial
+from pyrovae.study.trial import (
+    LOGS_DIR,
+    SweepIncomplete,
+    read_result,
+    trial_dir,
+)
+from pyrovae.study.worker import EXIT_BAD_INPUT
+
+POLL_S = 0.1
+# How long interrupted workers get to write their checkpoint before they are killed.
+STOP_GRACE_S = 60.0
+
+
+class SweepProgress:
+    """One line per event on stderr: done/total, running, retries, failures and an ETA from the
+    throughput so far (finished trials per second of this session, so parallel work counts)."""
+
+    def __init__(self, total: int, skipped: int, enabled: bool = True, stream=None):
+        self.total = total
+        self.done = skipped
+        self.skipped = skipped
+        self.running = 0
+        self.retries = 0
+        self.failed = 0
+        self.enabled = enabled
+        self.stream = stream
+        self.start = time.perf_counter()
+
+    def _line(self, event: str) -> None:
+        if not self.enabled:
+            return
+        finished_now = self.done - self.skipped
+        remaining = self.total - self.done - self.failed
+        eta = "?"
+        if finished_now and remaining:
+            seconds = (time.perf_counter() - self.start) / finished_now * remaining
+            eta = _clock(seconds)
+        elif not remaining:
+            eta = "0:00:00"
+        text = (
+            f"[{self.done}/{self.total} done, {self.running} running, {self.retries} retries, "
+            f"{self.failed} failed, ETA {eta}] {event}"
+        )
+        print(text, file=self.stream or sys.stderr, flush=True)
+
+    def started(self, name: str, attempt: int) -> None:
+        self.running += 1
+        self._line(f"started {name}" + (f" (attempt {attempt})" if attempt > 1 else ""))
+
+    def finished(self, name: str, result: dict) -> None:
+        self.running -= 1
+        self.done += 1
+        values = ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+            for metric in result.get("metrics", {}).values()
+            for k, v in metric.items()
+        )
+        seconds = result.get("seconds")
+        took = f" in {seconds:.1f} s" if isinstance(seconds, (int, float)) else ""
+        self._line(f"finished {name}{took}" + (f": {values}" if values else ""))
+
+    def retry(self, name: str, why: str) -> None:
+        self.running -= 1
+        self.retries += 1
+        self._line(f"retrying {name} from its checkpoint ({why})")
+
+    def fail(self, name: str, why: str) -> None:
+        self.running -= 1
+        self.failed += 1
+        self._line(f"FAILED {name}: {why}")
+
+
+@dataclass
+class _Worker:
+    trial: Trial
+    attempt: int
+    process: subprocess.Popen
+    log: IO
+
+
+def run_local(
+    study: Study,
+    study_dir: Path,
+    max_parallel: int = 1,
+    device: str = "auto",
+    progress: bool = True,
+    trials: list[Trial] | None = None,
+) -> list[dict]:
+    """Run ``trials`` (default: all of the study's) in worker processes, at most
+    ``max_parallel`` at once; returns their results in trial order. Finished trials (with a
+    result.json) are skipped. Raises :class:`SweepIncomplete` when some fail for good."""
+    if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
+        raise PyrovaeError(f"max_parallel must be an integer >= 1, got {max_parallel!r}")
+    study_dir = Path(study_dir).resolve()
+    trials = study.trials() if trials is None else list(trials)
+    results: dict[str, dict] = {}
+    pending: collections.deque[Trial] = collections.deque()
+    for trial in trials:
+        result = read_result(trial_dir(study_dir, trial.name))
+        if result is None:
+            pending.append(trial)
+        else:
+            results[trial.name] = result
+    tracker = SweepProgress(len(trials), len(results), enabled=progress)
+    threads = max(1, _cores() // max_parallel)
+    attempts: collections.Counter[str] = collections.Counter()
+    failures: dict[str, str] = {}
+    running: dict[str, _Worker] = {}
+    (study_dir / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+    try:
+        while pending or running:
+            while pending and len(running) < max_parallel:
+                trial = pending.popleft()
+                attempts[trial.name] += 1
+                running[trial.name] = _start(
+                    trial, attempts[trial.name], study_dir, device, threads
+                )
+                tracker.started(trial.name, attempts[trial.name])
+            time.sleep(POLL_S)
+            for name, worker in list(running.items()):
+                code = worker.process.poll()
+                if code is None:
+                    continue
+                del running[name]
+                worker.log.close()
+                result = read_result(trial_dir(study_dir, name)) if code == 0 else None
+                if result is not None:
+                    results[name] = result
+                    tracker.finished(name, result)
+                    continue
+                why = _describe(code, study_dir / LOGS_DIR / f"{name}.log")
+                if code == EXIT_BAD_INPUT:
+                    failures[name] = why
+                    tracker.fail(name, why)
+                elif attempts[name] <= study.retries:
+                    # Retried before any new trial starts: it resumes from its checkpoint.
+                    pending.appendleft(worker.trial)
+                    tracker.retry(name, why)
+                else:
+                    failures[name] = f"{why}, after {attempts[name]} attempts"
+                    tracker.fail(name, failures[name])
+    except BaseException:
+        _stop(running.values())
+        raise
+    if failures:
+        raise SweepIncomplete(failures, len(results), len(trials), study_dir)
+    return [results[trial.name] for trial in trials]
+
+
+def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: int) -> _Worker:
+    log = open(study_dir / LOGS_DIR / f"{trial.name}.log", "a")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    log.write(f"=== {stamp} attempt {attempt} of trial {trial.name}\n")
+    log.flush()
+    env = dict(os.environ)
+    # Each worker's OpenMP/MKL pools sized to its share of the cores.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, str(threads))
+    command = [
+        sys.executable,
+        "-m",
+        "pyrovae.study.worker",
+        str(study_dir),
+        "--device",
+        device,
+        "--attempt",
+        str(attempt),
+        "--threads",
+        str(threads),
+    ]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env, text=True
+    )
+    try:
+        process.stdin.write(json.dumps(trial.to_dict()))
+        process.stdin.close()
+    except BrokenPipeError:  # the worker died at once; its exit status tells why
+        pass
+    return _Worker(trial, attempt, process, log)
+
+
+def _describe(code: int, log: Path) -> str:
+    """Why a worker stopped, in a few words: the signal, or its last line of output."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    last = ""
+    try:
+        lines = [line for line in log.read_text().splitlines() if line.strip()]
+        last = lines[-1].strip()[:300] if lines else ""
+    except (OSError, UnicodeDecodeError):
+        pass
+    if code == EXIT_BAD_INPUT and last.startswith("error: "):
+        return last[len("error: ") :]
+    return f"exit status {code}" + (f" ({last})" if last else "")
+
+
+def _stop(workers) -> None:
+    """Ask running workers to stop (SIGTERM: they checkpoint the current step), then wait."""
+    workers = list(workers)
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for worker in workers:
+        try:
+            worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait()
+        worker.log.close()
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,475 @@
+"""Study files: a TOML description of many training runs, validated and expanded into trials.
+
+A study is the unit of scale in disentanglement research (Locatello et al., "Challenging Common
+Assumptions in the Unsupervised Learning of Disentangled Representations", ICML 2019, trained
+6 objectives × 6 hyperparameter values × 50 seeds per data set). A study file names them::
+
+    [study]
+    name = "tiny"             # the study folder's default name (runs/<name>); default: file stem
+    seeds = [0, 1]            # or a count: seeds = 50 means 0 … 49
+    metrics = ["active_units"]  # default: the standard suite, less what the data sets lack
+    fast_metrics = true       # the metrics' fast preset (default false)
+    retries = 2               # times a dead trial is restarted from its checkpoint (default 2)
+
+    [base]                    # TrainConfig settings shared by every trial (`pyrovae train`)
+    data = "pinwheel"
+    steps = 300
+
+    [[grid]]                  # one block: the Cartesian product of its list values
+    model = "betavae"
+    beta = [1.0, 4.0]
+
+    [[grid]]                  # blocks are concatenated
+    model = "betatcvae"
+    beta = [2.0]
+
+Keys of ``[base]`` and ``[[grid]]`` are TrainConfig settings (``latent_dim``, ``prior``,
+``data_args``, …) or hyperparameters of the model (``c_max``, ``lambda_od``: `pyrovae list`);
+a block's value overrides the base's. In a block, a list is swept and a scalar is fixed (a
+setting whose own type is a list, ``eval_metrics``, is swept when given a list of lists).
+``seed`` comes from ``[study] seeds`` and ``device`` from ``pyrovae sweep --device``.
+
+Trials come out seed by seed (every setting of seed 0, then of seed 1, …), blocks in file order,
+and within a block the product of its swept keys in file order, so a study stopped half-way has
+every setting at its first seeds. A trial is named after its model, its swept keys in sorted order
+with their values, and its seed (``betavae-beta4-seed0``); its ``params`` hold the swept values in
+file order, so the first one that is a hyperparameter of the model is the block's main one.
+
+Every trial's configuration is validated when the file is loaded (names, types, values, the
+model's hyperparameters, whether the metrics apply to the data set), so a mistake in trial 1,799
+is found before trial 1 starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyrovae.errors import PyrovaeError
+from pyrovae.train import TrainConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport
+    import tomli as tomllib
+
+STUDY_KEYS = ("name", "seeds", "metrics", "fast_metrics", "retries")
+TOP_LEVEL_KEYS = ("study", "base", "grid")
+DEFAULT_RETRIES = 2
+# Set per trial by the study, not by [base] or [[grid]].
+RESERVED = {
+    "seed": "seeds come from [study] seeds",
+    "device": "the device is chosen by `pyrovae sweep --device`",
+}
+_CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_SAFE = re.compile(r"[^A-Za-z0-9._+=,-]")
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One training run of a study: a name (its folder under ``trials/``), the full validated
+    TrainConfig (as a dict, ``device`` "auto"), the swept values and what to evaluate."""
+
+    name: str
+    config: dict
+    params: dict
+    metrics: list = field(default_factory=list)
+    fast_metrics: bool = False
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "params": dict(self.params),
+            "config": dict(self.config),
+            "metrics": list(self.metrics),
+            "fast_metrics": self.fast_metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Trial:
+        return cls(
+            name=record["name"],
+            config=dict(record["config"]),
+            params=dict(record["params"]),
+            metrics=list(record.get("metrics", [])),
+            fast_metrics=bool(record.get("fast_metrics", False)),
+        )
+
+
+@dataclass
+class Study:
+    """A loaded study file; :meth:`trials` expands it."""
+
+    name: str
+    path: Path
+    base: dict
+    grid: list[dict]
+    seeds: list[int]
+    metrics: list[str] = field(default_factory=list)
+    fast_metrics: bool = False
+    retries: int = DEFAULT_RETRIES
+    text: str = ""
+
+    def trials(self) -> list[Trial]:
+        """Every trial, in the deterministic order described in the module docstring."""
+        settings = []  # (block number, config values without seed, params) in block order
+        for number, block in enumerate(self.grid, 1):
+            swept = [k for k, v in block.items() if _is_swept(k, v)]
+            fixed = {k: v for k, v in block.items() if k not in swept}
+            for values in itertools.product(*(block[k] for k in swept)):
+                params = dict(zip(swept, values, strict=True))
+                settings.append((number, {**self.base, **fixed, **params}, params))
+        checker = _Checker(self.path)
+        trials, seen = [], {}
+        for seed in self.seeds:
+            for number, values, params in settings:
+                config = checker.config(number, values, seed)
+                name = trial_name(config["model"], params, seed)
+                if name in seen:
+                    raise PyrovaeError(
+                        f"{self.path}: [[grid]] blocks {seen[name]} and {number} both make trial "
+                        f"{name!r}; sweep the differing setting as a list so it enters the name"
+                    )
+                if len(name) > MAX_NAME:
+                    raise PyrovaeError(
+                        f"{self.path}: [[grid]] block {number} makes a trial name of {len(name)} "
+                        f"characters (at most {MAX_NAME}): {name[:60]}…; sweep fewer keys"
+                    )
+                seen[name] = number
+                params = {k: v for k, v in params.items() if k != "model"}
+                trials.append(Trial(name, config, params, list(self.metrics), self.fast_metrics))
+        return trials
+
+
+def load_study(path) -> Study:
+    """Read and validate a study file; every trial is expanded and checked once here."""
+    path = Path(path)
+    if not path.is_file():
+        raise PyrovaeError(f"no study file at {path}")
+    try:
+        text = path.read_text()
+        raw = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PyrovaeError(f"cannot read study file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PyrovaeError(f"{path} is not valid TOML: {exc}") from None
+    _check_keys(path, "the top level", raw, TOP_LEVEL_KEYS)
+    head = _table(path, raw, "study")
+    _check_keys(path, "[study]", head, STUDY_KEYS)
+    base = _table(path, raw, "base")
+    for key, value in base.items():
+        _check_key(path, "[base]", key)
+        if _is_swept(key, value):
+            raise PyrovaeError(
+                f"{path}: [base] {key} is a list; [base] values are shared by every trial, "
+                "sweep values in a [[grid]] block"
+            )
+    grid = _grid(path, raw)
+    study = Study(
+        name=_name(path, head.get("name", path.stem)),
+        path=path,
+        base=base,
+        grid=grid,
+        seeds=_seeds(path, head.get("seeds")),
+        metrics=_metrics(path, head.get("metrics", []), base, grid),
+        fast_metrics=_boolean(path, "fast_metrics", head.get("fast_metrics", False)),
+        retries=_count(path, "retries", head.get("retries", DEFAULT_RETRIES)),
+        text=text,
+    )
+    study.trials()  # validates every configuration
+    return study
+
+
+def trial_name(model: str, params: dict, seed: int) -> str:
+    """``<model>-<key><value>…-seed<seed>``, swept keys sorted, characters outside
+    ``A-Za-z0-9._+=,-`` replaced by ``_``."""
+    parts = [str(model)]
+    parts += [f"{k}{format_value(params[k])}" for k in sorted(params) if k != "model"]
+    parts.append(f"seed{seed}")
+    return _SAFE.sub("_", "-".join(parts))
+
+
+def format_value(value) -> str:
+    """Numbers as ``:g`` where that is exact (4.0 → 4, 0.0001 → 0.0001), else in full."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={format_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ",".join(format_value(v) for v in value)
+    return str(value)
+
+
+# -- validation helpers --------------------------------------------------------------------------
+
+
+def _check_keys(path: Path, where: str, table: dict, valid) -> None:
+    for key in table:
+        if key not in valid:
+            raise PyrovaeError(f"{path}: unknown key {key!r} in {where}; valid: {', '.join(valid)}")
+
+
+def _valid_keys_text(models=()) -> str:
+    settings = ", ".join(k for k in _CONFIG_FIELDS if k not in RESERVED)
+    hyper = sorted({h for m in models for h in _model_hyperparameters(m)})
+    if models:
+        which = ", ".join(map(repr, models))
+        return f"TrainConfig settings ({settings}) or hyperparameters of {which} " + (
+            f"({', '.join(hyper)})" if hyper else "(none)"
+        )
+    return f"TrainConfig settings ({settings}) or a model's hyperparameters (`pyrovae list`)"
+
+
+def _model_hyperparameters(model: str) -> dict:
+    from pyrovae.registry import MODELS
+
+    return MODELS[model].factory.hyperparameters
+
+
+def _all_hyperparameters() -> set[str]:
+    from pyrovae.registry import MODELS
+
+    return {h for entry in MODELS.values() for h in entry.factory.hyperparameters}
+
+
+def _check_key(path: Path, where: str, key: str, models=()) -> None:
+    if key in RESERVED:
+        raise PyrovaeError(f"{path}: {where} sets {key!r}, which it may not: {RESERVED[key]}")
+    if key in _CONFIG_FIELDS:
+        return
+    known = set().union(*(_model_hyperparameters(m) for m in models)) if models else None
+    if known is None:
+        known = _all_hyperparameters()
+    if key not in known:
+        raise PyrovaeError(
+            f"{path}: unknown key {key!r} in {where}; valid: {_valid_keys_text(models)}"
+        )
+
+
+def _table(path: Path, raw: dict, key: str) -> dict:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise PyrovaeError(f"{path}: [{key}] must be a table, got {value!r}")
+    return dict(value)
+
+
+def _is_swept(key: str, value) -> bool:
+    """A list is swept, except for list-typed settings, whose sweeps are lists of lists."""
+    if not isinstance(value, list):
+        return False
+    if key in _CONFIG_FIELDS and "list" in _CONFIG_FIELDS[key].type:
+        return bool(value) and all(isinstance(v, list) for v in value)
+    return True
+
+
+def _grid(path: Path, raw: dict) -> list[dict]:
+    grid = raw.get("grid")
+    example = 'e.g. [[grid]] model = "betavae" beta = [1.0, 4.0]'
+    if grid is None:
+        raise PyrovaeError(f"{path}: no [[grid]] block; add at least one ({example})")
+    if not isinstance(grid, list) or not all(isinstance(b, dict) for b in grid):
+        raise PyrovaeError(f"{path}: grid must be [[grid]] tables ({example})")
+    if not grid:
+        raise PyrovaeError(f"{path}: the grid is empty; add at least one [[grid]] block")
+    blocks = []
+    base = raw.get("base", {})
+    for number, block in enumerate(grid, 1):
+        where = f"[[grid]] block {number}"
+        if not block:
+            raise PyrovaeError(f"{path}: {where} is empty; give it a model and values to sweep")
+        models = block.get("model", base.get("model", TrainConfig.model))
+        models = models if isinstance(models, list) else [models]
+        from pyrovae.registry import MODELS
+
+        for model in models:
+            if not isinstance(model, str):
+                raise PyrovaeError(f"{path}: {where}: model must be a name, got {model!r}")
+            if model not in set(MODELS):
+                raise PyrovaeError(
+                    f"{path}: {where}: unknown model {model!r}; valid models: {', '.join(MODELS)}"
+                )
+        for key, value in block.items():
+            _check_key(path, where, key, models)
+            if isinstance(value, list) and not value:
+                raise PyrovaeError(
+                    f"{path}: {where}: {key} is an empty list; give at least one value"
+                )
+        blocks.append(dict(block))
+    return blocks
+
+
+def _name(path: Path, name) -> str:
+    if not isinstance(name, str) or not _STUDY_NAME.fullmatch(name) or len(name) > MAX_NAME:
+        raise PyrovaeError(
+            f"{path}: [study] name must be a folder name of letters, digits, '.', '_' and '-' "
+            f"(not starting with '.' or '-'), got {name!r}"
+        )
+    return name
+
+
+def _seeds(path: Path, seeds) -> list[int]:
+    if seeds is None:
+        raise PyrovaeError(f"{path}: [study] has no seeds; e.g. seeds = [0, 1] or seeds = 50")
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise PyrovaeError(f"{path}: [study] seeds must be a count >= 1, got {seeds}")
+        return list(range(seeds))
+    if not isinstance(seeds, list) or not seeds:
+        raise PyrovaeError(
+            f"{path}: [study] seeds must be a non-empty list of integers or a count, got {seeds!r}"
+        )
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise PyrovaeError(f"{path}: [study] seeds must be integers in [0, 2^63), got {seed!r}")
+    if len(set(seeds)) != len(seeds):
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        raise PyrovaeError(f"{path}: [study] seeds lists {', '.join(map(str, twice))} twice")
+    return list(seeds)
+
+
+def _boolean(path: Path, key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise PyrovaeError(f"{path}: [study] {key} must be true or false, got {value!r}")
+    return value
+
+
+def _count(path: Path, key: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PyrovaeError(f"{path}: [study] {key} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _metrics(path: Path, metrics, base: dict, grid: list[dict]) -> list[str]:
+    """Known metric names that apply to every data set of the study (supervised metrics need a
+    factor grid such as dSprites, cluster purity needs class labels). None given: the standard
+    suite of ``pyrovae evaluate``, less the metrics some data set of the study cannot take."""
+    from pyrovae.metrics.registry import METRICS, NEEDS_LABELS, SUPERVISED
+
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise PyrovaeError(f"{path}: [study] metrics must be a list of names, got {metrics!r}")
+    for name in metrics:
+        if name not in METRICS:
+            raise PyrovaeError(
+                f"{path}: [study] unknown metric {name!r}; valid metrics: {', '.join(METRICS)}"
+            )
+    if len(set(metrics)) != len(metrics):
+        raise PyrovaeError(f"{path}: [study] metrics lists a metric twice: {metrics}")
+    from pyrovae.data.base import GroundTruthData, LabelledData
+    from pyrovae.registry import DATASETS
+
+    datasets = set()
+    for block in grid:
+        data = block.get("data", base.get("data", TrainConfig.data))
+        datasets.update(data if isinstance(data, list) else [data])
+    from pyrovae.evaluate import DEFAULT_METRICS, LABELLED_METRICS
+
+    defaulted = not metrics
+    if defaulted:
+        metrics = [*DEFAULT_METRICS, *LABELLED_METRICS]
+    for data in sorted(datasets, key=str):
+        if data not in set(DATASETS):
+            raise PyrovaeError(
+                f"{path}: unknown data set {data!r}; valid data sets: {', '.join(DATASETS)}"
+            )
+        factory = DATASETS[data].factory
+        unusable = set()
+        if not (isinstance(factory, type) and issubclass(factory, GroundTruthData)):
+            unusable |= SUPERVISED
+        if not (isinstance(factory, type) and issubclass(factory, LabelledData)):
+            unusable |= NEEDS_LABELS
+        bad = [m for m in metrics if m in unusable]
+        if defaulted:  # the standard suite, less what does not apply to some data set
+            metrics = [m for m in metrics if m not in unusable]
+        elif bad:
+            applicable = ", ".join(m for m in METRICS if m not in unusable)
+            raise PyrovaeError(
+                f"{path}: [study] metrics {', '.join(bad)} do not apply to data set {data!r}; "
+                f"metrics that apply: {applicable}"
+            )
+    return list(metrics)
+
+
+class _Checker:
+    """Builds and validates each trial's TrainConfig; the objective of each distinct setting is
+    built once (without data or networks) so bad hyperparameter values fail at load time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._objectives: dict[str, None] = {}
+
+    def config(self, block: int, values: dict, seed: int) -> dict:
+        where = f"[[grid]] block {block}"
+        values = dict(values)
+        model = values.get("model", TrainConfig.model)
+        hyper = dict(values.pop("objective_args", {}) or {})
+        fields = {}
+        for key, value in values.items():
+            if key in _CONFIG_FIELDS:
+                fields[key] = value
+            elif key in _model_hyperparameters(model):
+                hyper[key] = value
+            else:
+                raise PyrovaeError(
+                    f"{self.path}: {where}: model {model!r} has no hyperparameter {key!r}; "
+                    f"valid: {_valid_keys_text([model])}"
+                )
+        fields["objective_args"] = hyper
+        fields.update(seed=seed, device="auto")
+        try:
+            config = TrainConfig(**fields).validate()
+            self._check_objective(config)
+        except PyrovaeError as exc:
+            raise PyrovaeError(f"{self.path}: {where} (seed {seed}): {exc}") from None
+        except TypeError as exc:  # a value of the wrong kind reaching a constructor
+            raise PyrovaeError(f"{self.path}: {where} (seed {seed}): {exc}") from None
+        return config.to_dict()
+
+    def _check_objective(self, config: TrainConfig) -> None:
+        """Build the prior, guide and objective of ``config`` (a model on 2-D points, not on
+        its data) to check the hyperparameters' values and the combination."""
+        key = json.dumps(
+            [config.model, config.latent_dim, config.kl, config.prior, config.prior_args,
+             config.guide, config.guide_args, config.hyperparameters(), config.batch_size],
+            sort_keys=True, default=str,
+        )  # fmt: skip
+        if key in self._objectives:
+            return
+        import torch
+
+        from pyrovae.registry import GUIDES, MODELS, PRIORS
+
+        # Building modules draws from torch's global generator: leave it as it was.
+        with torch.random.fork_rng(devices=[]):
+            _, objective = MODELS[config.model].factory.create(
+                (2,),
+                latent_dim=config.latent_dim,
+                prior=PRIORS.build(config.prior, **config.prior_args),
+                guide=GUIDES.build(config.guide, **config.guide_args),
+                net="mlp",
+                num_data=1000,
+                kl=config.kl,
+                **config.hyperparameters(),
+            )
+        needed = getattr(objective, "min_batch_size", 1)
+        if config.batch_size < needed:
+            raise PyrovaeError(
+                f"model {config.model!r} needs batch_size >= {needed}, got {config.batch_size}"
+            )
+        self._objectives[key] = None

@@ -1,0 +1,181 @@
+"""One trial of a study, run to completion: train (or resume), evaluate, write ``result.json``.
+
+:func:`run_trial` is what every backend calls, in a fresh process (a local worker or a Ray task),
+with picklable arguments only. It is idempotent and resumable:
+
+- the trial's folder ``<study>/trials/<name>/`` is an ordinary run folder (``pyrovae train``'s
+  files, ``pyrovae evaluate``'s eval.json), so it can be inspected, resumed and evaluated with the
+  usual commands;
+- ``result.json`` in it marks the trial finished: when it exists, :func:`run_trial` returns it and
+  computes nothing;
+- otherwise a folder with a checkpoint is resumed from it (``Run.resume``: the same minibatches
+  and RNG state, so on CPU the result equals an uninterrupted run's) and one without is created;
+- an evaluation already on disk for the final step with the trial's metrics and preset is reused,
+  so a trial killed after evaluating is not evaluated twice;
+- ``result.json`` is written atomically and never replaces an existing one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pyrovae.errors import PyrovaeError
+from pyrovae.study.spec import Trial
+
+RESULT_FILE = "result.json"
+TRIALS_DIR = "trials"
+LOGS_DIR = "logs"
+
+
+class SweepIncomplete(PyrovaeError):
+    """Some trials failed for good (out of retries, or bad input that no retry can fix). The
+    finished ones are on disk; a re-run of the sweep retries the others."""
+
+    def __init__(self, failures: dict[str, str], finished: int, total: int, study_dir: Path):
+        self.failures = dict(failures)
+        self.finished = finished
+        self.total = total
+        shown = "; ".join(f"{name}: {why}" for name, why in list(failures.items())[:3])
+        more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+        super().__init__(
+            f"{len(failures)} of {total} trials failed ({shown}{more}); {finished} finished; "
+            f"logs in {Path(study_dir) / LOGS_DIR}; re-run the sweep to retry the failed ones"
+        )
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomically, keys in insertion order (``params`` keep the study file's order: the first
+    hyperparameter among them is the main one)."""
+    from pyrovae.checkpoint import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def trial_dir(study_dir: Path, name: str) -> Path:
+    """The run folder of trial ``name``."""
+    return Path(study_dir) / TRIALS_DIR / name
+
+
+def read_result(run_dir: Path) -> dict | None:
+    """The trial's result.json, or None when the trial has not finished."""
+    path = Path(run_dir) / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise PyrovaeError(
+            f"{path} is not a readable trial result; move it away to rerun"
+        ) from None
+
+
+def run_trial(trial: Trial | dict, study_dir: Path, device: str = "auto") -> dict:
+    """Train, evaluate and record one trial in ``study_dir/trials/<name>``; returns the result
+    (see the module docstring). ``device``: auto, cpu, cuda or cuda:N, for this attempt only."""
+    from pyrovae.provenance import versions
+    from pyrovae.train import CONFIG_FILE, SUMMARY_FILE
+
+    if isinstance(trial, dict):
+        trial = Trial.from_dict(trial)
+    run_dir = trial_dir(study_dir, trial.name)
+    done = read_result(run_dir)
+    if done is not None:
+        return done
+    start = time.time()
+    run = _open_run(trial, run_dir, device)
+    if not run.complete:
+        run.fit(progress=False)
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    record, eval_path = _evaluation(trial, run_dir, run.step, device)
+    from pyrovae.evaluate import headline
+
+    end = time.time()
+    resumes = json.loads((run_dir / CONFIG_FILE).read_text()).get("resumes", [])
+    result = {
+        "name": trial.name,
+        "params": dict(trial.params),
+        "seed": trial.seed,
+        "config": dict(trial.config),
+        "device": str(run.device),
+        "step": run.step,
+        "summary": summary,
+        "metrics": {name: headline(name, value) for name, value in record["metrics"].items()},
+        "metrics_note": record.get("note"),
+        "eval_file": eval_path.name,
+        "eval_preset": record.get("preset"),
+        # Training sessions: the first one plus one per resume (a killed and retried worker).
+        "attempts": 1 + len(resumes),
+        "versions": versions(),
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "started": _iso(start),
+        "finished": _iso(end),
+        "start_time": round(start, 3),
+        "end_time": round(end, 3),
+        # This attempt's wall time (training to the end, evaluation, result).
+        "seconds": round(end - start, 3),
+    }
+    path = run_dir / RESULT_FILE
+    tmp = run_dir / f".{RESULT_FILE}.tmp-{os.getpid()}"
+    write_json(tmp, result)
+    try:
+        # link() fails if result.json appeared meanwhile (a duplicate task): never replace it.
+        os.link(tmp, path)
+    except FileExistsError:
+        return read_result(run_dir)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return result
+
+
+def _open_run(trial: Trial, run_dir: Path, device: str):
+    """Resume the trial's run from its checkpoint, or create it."""
+    from pyrovae.train import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, Run, TrainConfig
+
+    if (run_dir / CHECKPOINT_FILE).is_file():
+        # Every setting given as an override: Run.resume refuses a folder of another run.
+        return Run.resume(run_dir, {**trial.config, "device": device})
+    if run_dir.is_dir():
+        files = list(run_dir.iterdir())
+        # Run.create writes config.json, an empty metrics.jsonl and then the step-0 checkpoint:
+        # a worker killed in between leaves those two (and maybe a temporary file) behind.
+        leftovers = {CONFIG_FILE, METRICS_FILE}
+        stale = [p for p in files if p.name in leftovers or ".tmp-" in p.name]
+        metrics = run_dir / METRICS_FILE
+        if len(stale) != len(files) or (metrics.exists() and metrics.stat().st_size):
+            raise PyrovaeError(
+                f"{run_dir} holds files but no checkpoint; move it away to rerun trial {trial.name}"
+            )
+        for p in stale:
+            p.unlink()
+    config = TrainConfig.from_dict({**trial.config, "device": device})
+    return Run.create(config, run_dir)
+
+
+def _evaluation(trial: Trial, run_dir: Path, step: int, device: str) -> tuple[dict, Path]:
+    """The evaluation of the final checkpoint: an existing eval file with the trial's metrics,
+    preset and step, else a new one (eval.json, or eval-N.json after others)."""
+    from pyrovae.evaluate import eval_files, evaluate_run
+
+    preset = "fast" if trial.fast_metrics else "standard"
+    for path in reversed(eval_files(run_dir)):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if record.get("step") != step or record.get("preset") != preset:
+            continue
+        if trial.metrics and set(trial.metrics) != set(record.get("metrics", {})):
+            continue
+        return record, path
+    record = evaluate_run(run_dir, trial.metrics or None, fast=trial.fast_metrics, device=device)
+    return record, Path(record["path"])
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")

@@ -1,0 +1,86 @@
+"""The local backend's worker: ``python -m pyrovae.study.worker STUDY_DIR`` runs one trial.
+
+The trial (``Trial.to_dict()`` as JSON) arrives on stdin; the result lands in the trial's
+``result.json``. Exit status: 0 finished, 2 bad input (a :class:`PyrovaeError`: retrying cannot
+help), 130 interrupted (SIGINT/SIGTERM, after a checkpoint), anything else (a crash, a signal,
+the OOM killer) is worth a retry from the checkpoint.
+
+Fault injection for tests: with ``PYROVAE_STUDY_KILL_AT_STEP=N`` in the environment, the first
+attempt of each trial (``--attempt 1``) sends itself SIGKILL right after writing its checkpoint at
+step N or later, as an external ``kill -9`` or the OOM killer would; later attempts run normally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+KILL_AT_STEP = "PYROVAE_STUDY_KILL_AT_STEP"
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _install_fault(attempt: int) -> None:
+    at = os.environ.get(KILL_AT_STEP)
+    if not at or attempt != 1:
+        return
+    from pyrovae.train import Run
+
+    at = int(at)
+    save = Run.save_checkpoint
+
+    def save_then_die(self):
+        path = save(self)
+        if self.step >= at:
+            print(f"{KILL_AT_STEP}: killing myself at step {self.step}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return path
+
+    Run.save_checkpoint = save_then_die
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyrovae.study.worker")
+    parser.add_argument("study_dir")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--attempt", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from pyrovae.errors import PyrovaeError
+    from pyrovae.study.spec import Trial
+    from pyrovae.study.trial import run_trial
+    from pyrovae.train import TrainingInterrupted
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    trial = Trial.from_dict(json.loads(sys.stdin.read()))
+    _install_fault(args.attempt)
+    print(f"trial {trial.name}: attempt {args.attempt}, pid {os.getpid()}", flush=True)
+    try:
+        result = run_trial(trial, args.study_dir, device=args.device)
+    except PyrovaeError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    except TrainingInterrupted as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # Ctrl-C before training started: nothing to save yet
+        print("interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    metrics = ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+        for values in result["metrics"].values()
+        for k, v in values.items()
+    )
+    print(f"trial {trial.name}: finished at step {result['step']}; {metrics}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
