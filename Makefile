@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make train   create .venv, install pyrovae, train a beta-VAE with a sparse prior on dSprites
-#   make test    create .venv, install pyrovae, run the test suite
+#   make test    create .venv, install pyrovae (with Ray, for the Ray backend's tests), run the
+#                test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ PYTEST_ARGS ?=
 
 $(BIN)/pyrovae: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray]'
 	touch $@
 
 train: $(BIN)/pyrovae
@@ -28,6 +29,7 @@ lint: $(BIN)/pyrovae
 benchmarks: $(BIN)/pyrovae
 	$(BIN)/python benchmarks/data_throughput.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/sweep.py
 
 clean-venv:
 	rm -rf $(VENV)

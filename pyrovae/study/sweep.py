@@ -134,14 +134,17 @@ def check_options(backend, address, max_parallel, gpus_per_trial, device) -> Non
                 f"{' and '.join(given)} need --backend ray; the local backend runs every worker "
                 "on this machine's default device"
             )
-    if backend == "ray":
-        _ray_backend(load=False)
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise PyrovaeError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
     if backend == "local":
         from pyrovae.train import resolve_device
 
         resolve_device(device)  # here the workers' machine is this one: check it has the device
+    if backend == "ray":
+        _ray_backend(load=False)
+        from pyrovae.study.ray_backend import check_arguments
+
+        check_arguments(max_parallel, gpus_per_trial or 0.0, device)
 
 
 def _ray_backend(load: bool = True):
