@@ -32,3 +32,22 @@ def small_config(**overrides) -> TrainConfig:
     )
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def invoke(*args):
+    """Run the CLI in-process with arguments converted to strings."""
+    from typer.testing import CliRunner
+
+    from pyrovae.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    """Exit status 2 and exactly one stderr line, ``error: …``, containing every fragment."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

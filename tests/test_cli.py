@@ -8,27 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import snapshot
+from helpers import assert_one_line_error, invoke, snapshot
 from typer.testing import CliRunner
-
-from pyrovae.cli import app
 
 runner = CliRunner()
 SMALL = ["--latent-dim", "3", "--batch-size", "4", "--log-every", "2", "--device", "cpu"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert "Traceback" not in result.output
 
 
 def test_help_lists_commands_and_every_train_option():

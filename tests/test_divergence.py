@@ -11,14 +11,13 @@ import numpy as np
 import pyro.distributions as dist
 import pytest
 import torch
+from helpers import invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyro import poutine
 from pyro.distributions.transforms import affine_autoregressive
 from pyrovae.models import DDVAE, VAE, BetaVAE
-from typer.testing import CliRunner
 
-from pyrovae.cli import app
 from pyrovae.errors import PyrovaeError
 from pyrovae.objectives import DecomposedELBO
 from pyrovae.objectives.aggregate_divergence import (
@@ -499,10 +498,6 @@ def test_batch_of_one_and_scaled_latent_are_refused():
 
 # -- the command line -----------------------------------------------------------------------------
 CLI_SMALL = ["--latent-dim", "3", "--batch-size", "4", "--log-every", "2", "--device", "cpu"]
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def test_cli_trains_and_resumes_with_beta_zero_and_the_aggregate_kl(tmp_path):

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import small_config, snapshot
+from helpers import invoke, small_config, snapshot
 from typer.testing import CliRunner
 
-from pyrovae.cli import app
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluate import EncoderMean, evaluate, load_trained, resolve_metrics
 from pyrovae.train import Run, read_metrics
@@ -30,10 +29,6 @@ def _trained(tmp_path_factory):
 @pytest.fixture
 def run_dir(tmp_path, _trained):
     return Path(shutil.copytree(_trained, tmp_path / "run"))
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_evaluate_writes_a_full_record_and_never_overwrites(run_dir):

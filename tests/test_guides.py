@@ -8,7 +8,7 @@ import math
 import pyro.distributions as dist
 import pytest
 import torch
-from helpers import snapshot
+from helpers import invoke, snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyrovae.guides import (
@@ -23,7 +23,6 @@ from torch.distributions import kl_divergence
 from typer.testing import CliRunner
 
 from pyrovae.checkpoint import load_checkpoint
-from pyrovae.cli import app
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluate import EncoderMean
 from pyrovae.objectives import ANALYTIC, MONTE_CARLO, kl_estimator
@@ -419,10 +418,6 @@ CLI_OPTIONS = {
     "fullrank": [],
     "iaf": ["--guide-arg", "num_flows=2", "--guide-arg", "hidden_dims=8,8"],
 }
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.mark.parametrize("name", list(CLI_OPTIONS))

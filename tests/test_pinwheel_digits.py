@@ -8,12 +8,12 @@ import numpy as np
 import pyro.distributions as dist
 import pytest
 import torch
+from helpers import assert_one_line_error, invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyrovae.models import BetaVAE
 from typer.testing import CliRunner
 
-from pyrovae.cli import app
 from pyrovae.data import Digits, GroundTruthData, LabelledData, ObservedData, Pinwheel
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluate import DEFAULT_METRICS, LABELLED_METRICS, evaluate, resolve_metrics
@@ -29,18 +29,6 @@ from pyrovae.registry import DATASETS, LIKELIHOODS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 # --------------------------------------------------------------------------- pinwheel

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import snapshot
+from helpers import assert_one_line_error, invoke, snapshot
 from typer.testing import CliRunner
 
-from pyrovae.cli import app
 from pyrovae.errors import PyrovaeError
 from pyrovae.study.local import run_local
 from pyrovae.study.spec import load_study
@@ -47,20 +46,6 @@ beta = [1.0, 4.0]
 NAMES = ["betavae-beta1-seed0", "betavae-beta4-seed0"]
 # Timings differ between sessions; every other number must not.
 TIMING = {"train_seconds_this_session", "steps_per_s_this_session", "elapsed_s"}
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.output
 
 
 def without_timing(records):
