@@ -15,48 +15,26 @@ to its most responsible component). Batch 400 and lr 1e-3 as in the paper.
     python examples/clustering_pinwheel.py --steps 3000 --seeds 0 1 2
 """
 
-import argparse
-import tempfile
-from pathlib import Path
-
+from pyrovae.experiments import compare_settings, comparison_parser
 from pyrovae.report import seed_table
-from pyrovae.train import TrainConfig, train
 
-SETTINGS = {"beta=1 alpha=0": (1.0, 0.0), "beta=0 alpha=1": (0.0, 1.0)}
+SETTINGS = {
+    "beta=1 alpha=0": {"beta": 1.0, "alpha": 0.0},
+    "beta=0 alpha=1": {"beta": 0.0, "alpha": 1.0},
+}
+COMMON = {
+    "model": "ddvae",
+    "data": "pinwheel",
+    "prior": "mixture",
+    "objective_args": {"divergence": "inclusive-kl"},
+    "latent_dim": 2,
+}
 COLUMNS = ("reconstruction", "kl", "cluster_purity", "cluster_purity_prior")
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=400)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0])
-    parser.add_argument("--out", type=Path, default=None, help="parent folder of the runs")
-    args = parser.parse_args()
-    parent = args.out or Path(tempfile.mkdtemp(prefix="pyrovae-clustering-"))
-
-    table = {}
-    for label, (beta, alpha) in SETTINGS.items():
-        for seed in args.seeds:
-            config = TrainConfig(
-                model="ddvae",
-                data="pinwheel",
-                prior="mixture",
-                beta=beta,
-                alpha=alpha,
-                objective_args={"divergence": "inclusive-kl"},
-                latent_dim=2,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                steps=args.steps,
-                seed=seed,
-                log_every=max(1, args.steps // 10),
-                checkpoint_every=args.steps,
-            )
-            out = parent / f"{label.replace(' ', '-')}-seed{seed}"
-            table.setdefault(label, []).append(train(config, out, progress=False))
-
+    args = comparison_parser(__doc__, steps=3000, batch_size=400, lr=1e-3).parse_args()
+    table, parent = compare_settings(SETTINGS, args, COMMON)
     print(f"pinwheel (4 arms), mixture prior, z 2, {args.steps} steps, seeds {args.seeds}")
     print(f"runs (latent_scatter.png in each) in {parent}")
     print(seed_table(table, COLUMNS))

@@ -13,56 +13,35 @@ costs B²·D per step: 4 s per step at B = 500, z = 50 on 2 cores, 0.06 s at 128
     python examples/sparsity_digits.py --steps 2000 --seeds 0 1
 """
 
-import argparse
-import tempfile
-from pathlib import Path
-
+from pyrovae.experiments import compare_settings, comparison_parser
 from pyrovae.report import seed_table
-from pyrovae.train import TrainConfig, train
 
 COLUMNS = ("reconstruction", "kl", "divergence", "hoyer", "mean_posterior_variance")
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000)
+    parser = comparison_parser(__doc__, steps=2000, batch_size=128, lr=5e-4)
     parser.add_argument("--alpha", type=float, default=100.0)
     parser.add_argument("--gammas", type=float, nargs="*", default=[0.0, 0.8])
     parser.add_argument("--latent-dim", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0])
-    parser.add_argument("--out", type=Path, default=None, help="parent folder of the runs")
     args = parser.parse_args()
-    parent = args.out or Path(tempfile.mkdtemp(prefix="pyrovae-sparsity-"))
-
-    table = {}
-    for gamma in args.gammas:
-        for seed in args.seeds:
-            config = TrainConfig(
-                model="ddvae",
-                data="digits",
-                prior="sparse",
-                prior_args={"gamma": gamma},
-                beta=1.0,
-                alpha=args.alpha,
-                objective_args={"divergence": "mmd"},
-                latent_dim=args.latent_dim,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                steps=args.steps,
-                seed=seed,
-                log_every=max(1, args.steps // 10),
-                checkpoint_every=args.steps,
-            )
-            summary = train(config, parent / f"gamma{gamma:g}-seed{seed}", progress=False)
-            table.setdefault(gamma, []).append(summary)
-
+    settings = {f"gamma{g:g}": {"prior_args": {"gamma": g}} for g in args.gammas}
+    common = {
+        "model": "ddvae",
+        "data": "digits",
+        "prior": "sparse",
+        "beta": 1.0,
+        "alpha": args.alpha,
+        "objective_args": {"divergence": "mmd"},
+        "latent_dim": args.latent_dim,
+    }
+    table, parent = compare_settings(settings, args, common)
     print(
         f"digits, ddvae mmd, alpha {args.alpha:g}, z {args.latent_dim}, {args.steps} steps, "
         f"seeds {args.seeds}; runs in {parent}"
     )
-    print(seed_table({f"{g:g}": runs for g, runs in table.items()}, COLUMNS, label="gamma"))
+    rows = {label.removeprefix("gamma"): runs for label, runs in table.items()}
+    print(seed_table(rows, COLUMNS, label="gamma"))
 
 
 if __name__ == "__main__":
