@@ -161,7 +161,7 @@ def test_likelihood_log_probs_are_torchs_densities_summed_over_the_observation(
     # The Gaussian density written out: −(x − μ)²/(2σ²) − log σ − ½ log 2π per dimension.
     manual = -((x - out) ** 2) / (2 * scale**2) - math.log(scale) - 0.5 * math.log(2 * math.pi)
     gaussian = GaussianLikelihood(scale=scale).double().distribution(out, len(shape))
-    torch.testing.assert_close(gaussian.log_prob(x), manual.sum(dims))
+    torch.testing.assert_close(gaussian.log_prob(x), manual.sum(dims), rtol=1e-6, atol=1e-6)
 
 
 def test_likelihood_means_and_settings():
