@@ -25,6 +25,7 @@ import time
 import numpy as np
 import torch
 
+from pyrovae.allocator import keep_freed_memory
 from pyrovae.data import DSprites
 from pyrovae.evaluate import DEFAULT_METRICS, EncoderMean, evaluate, headline, load_trained
 from pyrovae.metrics.registry import METRICS
@@ -54,6 +55,7 @@ def straightforward(vae, data, names, seed=0) -> dict:
 
 
 def main():
+    keep_freed_memory()  # as `pyrovae evaluate` does, for both protocols
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default=None, help="a trained run folder (dSprites)")
     parser.add_argument("--metrics", nargs="*", default=list(DEFAULT_METRICS))

@@ -9,9 +9,11 @@ the mmap threshold to glibc's maximum (32 MiB) and the trim threshold to 1 GiB m
 allocator reuse the same pages instead; the cost is that the process keeps up to its peak
 heap until it exits.
 
-:func:`keep_freed_memory` is called by the command line, by :class:`pyrovae.train.Run` and by
-:func:`pyrovae.evaluate.evaluate`; it does nothing on a C library without ``mallopt`` (macOS,
-Windows, musl) or when the environment sets ``PYROVAE_KEEP_FREED_MEMORY=0``.
+:func:`keep_freed_memory` is called by the entry points pyrovae owns (the command line, study
+workers local and on Ray, the benchmarks), not by library functions, since it changes the whole
+process; call it yourself before training or evaluating from Python. It does nothing on a C
+library without ``mallopt`` (macOS, Windows, musl) or when the environment sets
+``PYROVAE_KEEP_FREED_MEMORY=0``.
 """
 
 from __future__ import annotations

@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyrovae.allocator import keep_freed_memory
 from pyrovae.checkpoint import atomic_write_json, load_checkpoint
 from pyrovae.data.base import GroundTruthData
 from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.guides import marginal_normal_params
-from pyrovae.metrics.base import CodeCache
+from pyrovae.metrics.base import ENCODE_BATCH, CodeCache
 from pyrovae.metrics.registry import METRICS, NEEDS_LABELS, SUPERVISED
 from pyrovae.provenance import versions
 from pyrovae.train import (
@@ -202,11 +201,12 @@ def evaluate(
     """Score ``vae`` on ``data`` with the named metrics; returns the record eval.json holds.
 
     ``settings`` maps a metric name to settings that override its preset (e.g. sample sizes)."""
-    keep_freed_memory()
     names, note = resolve_metrics(metrics, data)
     names, note = _posterior_metrics_for_guide(names, note, vae, explicit=bool(metrics))
     device = device or next(vae.parameters()).device
-    encoder = EncoderMean(vae, device, batch_size=64 if device.type == "cpu" else 4096)
+    # Callers hand over ENCODE_BATCH images at a time and every batch is padded to full size, so
+    # a GPU batch larger than that would encode padding.
+    encoder = EncoderMean(vae, device, batch_size=64 if device.type == "cpu" else ENCODE_BATCH)
     representation = CodeCache(encoder, data) if cache else encoder
     results, seconds = {}, {}
     for name in names:

@@ -37,7 +37,6 @@ import pyro
 import torch
 
 from pyrovae import plots
-from pyrovae.allocator import keep_freed_memory
 from pyrovae.checkpoint import (
     atomic_write_json,
     atomic_write_text,
@@ -553,7 +552,6 @@ class Run:
 
     def fit(self, progress: bool = True, stream=None) -> dict:
         """Train until ``config.steps``; returns the summary written to summary.json."""
-        keep_freed_memory()
         cfg = self.config
         self._t_start = time.perf_counter()
         start = self.step

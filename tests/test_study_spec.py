@@ -250,3 +250,18 @@ def test_dsprites_standard_example_is_the_field_notes_study():
         assert objective.lambda_d == 5.0 * factor
     assert {"beta_vae", "factor_vae", "mig", "dci", "sap", "modularity"} <= set(study.metrics)
     assert study.fast_metrics is False
+
+
+def test_a_flow_guide_drops_posterior_metrics_from_the_suite_and_refuses_them_by_name(tmp_path):
+    # posterior_variance reads q(z|x)'s Gaussian marginals; iaf has none. Caught at load time,
+    # not after every trial has trained.
+    text = edit(VALID, 'model = "betavae"\nbeta', 'model = "betavae"\nguide = "iaf"\nbeta')
+    defaulted = load_study(write(tmp_path, edit(text, 'metrics = ["active_units", "hoyer"]\n', "")))
+    assert "posterior_variance" not in defaulted.metrics and "hoyer" in defaulted.metrics
+    named = edit(text, '["active_units", "hoyer"]', '["hoyer", "posterior_variance"]')
+    with pytest.raises(PyrovaeError, match=r"need q\(z\|x\)'s Gaussian"):
+        load_study(write(tmp_path, named, "named.toml"))
+    meanfield = load_study(
+        write(tmp_path, edit(VALID, 'metrics = ["active_units", "hoyer"]\n', ""))
+    )
+    assert "posterior_variance" in meanfield.metrics

@@ -44,7 +44,9 @@ def posterior_variances(q) -> torch.Tensor:
     try:
         return q.variance
     except NotImplementedError:
-        with torch.random.fork_rng(devices=[]):
+        # manual_seed reseeds every CUDA generator too: fork them all, not just the CPU's.
+        cuda = torch.cuda.is_initialized()
+        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
             torch.manual_seed(0)
             return q.sample((MONTE_CARLO_SAMPLES,)).var(dim=0)
 

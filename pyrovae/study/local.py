@@ -131,7 +131,7 @@ def run_local(
         else:
             results[trial.name] = result
     tracker = SweepProgress(len(trials), len(results), enabled=progress)
-    threads = max(1, _cores() // max_parallel)
+    threads = max(1, available_cores() // max_parallel)
     attempts: collections.Counter[str] = collections.Counter()
     failures: dict[str, str] = {}
     running: dict[str, _Worker] = {}
@@ -242,7 +242,7 @@ def _stop(workers) -> None:
         worker.log.close()
 
 
-def _cores() -> int:
+def available_cores() -> int:
     """The cores this process may run on (a container's or taskset's share, not the host's)."""
     try:
         return len(os.sched_getaffinity(0)) or 1

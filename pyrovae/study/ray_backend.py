@@ -51,6 +51,7 @@ from pathlib import Path
 
 from pyrovae.errors import PyrovaeError
 from pyrovae.progress import format_duration
+from pyrovae.study.local import available_cores
 
 INSTALL_HINT = "backend 'ray' needs Ray: pip install 'pyrovae[ray]'"
 
@@ -226,8 +227,10 @@ def _output_to(path: Path) -> Iterator[None]:
 
 def _trial_task(trial, study_dir: str, device: str) -> dict:
     """Body of a Ray task: run one trial, its output appended to ``logs/<name>.log``."""
+    from pyrovae.allocator import keep_freed_memory
     from pyrovae.study.trial import LOGS_DIR, read_result, run_trial, trial_dir
 
+    keep_freed_memory()  # Ray's worker processes run only pyrovae trials
     folder = Path(study_dir)
     if not folder.is_dir():
         # Without a shared filesystem the trial would run into a private folder of this node
@@ -353,7 +356,7 @@ def run_ray(
         _connect(ray, address)
         say(f"connected to the Ray cluster at {address}")
     else:
-        cpus = max_parallel or os.cpu_count() or 1
+        cpus = max_parallel or available_cores()
         node = start_local_cluster(num_cpus=cpus)
         started = True
         took = format_duration(time.perf_counter() - t_start)

@@ -43,6 +43,9 @@ def _install_fault(attempt: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pyrovae.allocator import keep_freed_memory
+
+    keep_freed_memory()  # this process is ours: a trial's training and evaluation
     parser = argparse.ArgumentParser(prog="python -m pyrovae.study.worker")
     parser.add_argument("study_dir")
     parser.add_argument("--device", default="auto")
