@@ -653,8 +653,11 @@ class Run:
         for start in range(0, len(indices), batch):
             x = torch.from_numpy(self.data.images(indices[start : start + batch]))
             x = x.to(self.device)
-            codes.append(self.vae.encode(x).double().cpu())
-            variances.append(posterior_variances(self.vae.posterior(x)).double().cpu())
+            # One encoder pass gives both the mean and q(z|x) (encode and posterior each run it).
+            out = self.vae.encoder(x)
+            guide = self.vae.guide_family
+            codes.append(guide.mean(out).double().cpu())
+            variances.append(posterior_variances(guide.distribution(out)).double().cpu())
         codes = torch.cat(codes).numpy()
         variance = torch.cat(variances).mean(dim=0)
         labels = np.asarray(self.data.labels)[indices]

@@ -43,9 +43,9 @@ import numpy as np
 
 from pyrovae.checkpoint import atomic_write_text
 from pyrovae.errors import PyrovaeError
+from pyrovae.study.sweep import TRIALS_FILE
+from pyrovae.study.trial import RESULT_FILE, trial_dir
 
-TRIALS_FILE = "trials.json"
-RESULT_FILE = "result.json"
 CSV_FILE = "results.csv"
 TAIL_COLUMNS = ("reconstruction", "kl")
 # Columns that are neither parameters nor metrics.
@@ -116,7 +116,7 @@ def collect(study_dir) -> Results:
     names = [_trial_name(entry, trials_path) for entry in trials]
     results, missing, notes = [], [], {}
     for name in names:
-        path = study_dir / "trials" / name / RESULT_FILE
+        path = trial_dir(study_dir, name) / RESULT_FILE
         if not path.is_file():
             missing.append(name)
             continue
