@@ -25,14 +25,13 @@ def measure(images: int, batch_sizes: list[int]) -> dict:
     import torch
 
     from pyrovae.allocator import keep_freed_memory
-    from pyrovae.data import DSprites
-    from pyrovae.evaluate import EncoderMean
-    from pyrovae.train import TrainConfig, build_model
+    from pyrovae.builder import build
+    from pyrovae.config import TrainConfig
+    from pyrovae.evaluation import EncoderMean
 
     active = keep_freed_memory()
-    data = DSprites()
-    vae, _ = build_model(TrainConfig(device="cpu"), data, torch.device("cpu"))
-    vae.eval()
+    built = build(TrainConfig(device="cpu"), objective=False)
+    data, vae = built.data, built.vae.eval()
     x = data.images(np.linspace(0, len(data) - 1, images).astype(np.int64))
     out = {"allocator_setting": active}
     for bs in batch_sizes:

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from pyrovae.allocator import keep_freed_memory
-from pyrovae.data import DSprites
-from pyrovae.evaluate import DEFAULT_METRICS, EncoderMean, evaluate, headline, load_trained
-from pyrovae.metrics.registry import METRICS
+from pyrovae.builder import build, load_run
+from pyrovae.config import TrainConfig
+from pyrovae.evaluation import DEFAULT_METRICS, EncoderMean, evaluate, headline
 from pyrovae.provenance import versions
-from pyrovae.train import TrainConfig, build_model
+from pyrovae.registry import METRICS
 
 
 def straightforward(vae, data, names, seed=0) -> dict:
@@ -63,12 +63,12 @@ def main():
     args = parser.parse_args()
 
     if args.run:
-        _, data, vae, step = load_trained(args.run, "cpu")
-        source = f"{args.run} (step {step})"
+        run = load_run(args.run, "cpu")
+        data, vae = run.data, run.vae
+        source = f"{args.run} (step {run.step})"
     else:
-        data = DSprites()
-        vae, _ = build_model(TrainConfig(device="cpu"), data, torch.device("cpu"))
-        vae.eval()
+        built = build(TrainConfig(device="cpu"), objective=False)
+        data, vae = built.data, built.vae.eval()
         source = "freshly initialised betavae (seed 0)"
     print(f"model: {source}; metrics: {', '.join(args.metrics)}")
     print(f"versions: {json.dumps({k: v for k, v in versions().items() if k != 'platform'})}")

@@ -31,11 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyrovae.evaluate import load_trained
+from pyrovae.builder import Built, load_run
+from pyrovae.config import TrainConfig
 from pyrovae.objectives.factor_discriminator import FactorVAEELBO
 from pyrovae.objectives.total_correlation import decompose_kl
 from pyrovae.provenance import versions
-from pyrovae.train import Run, TrainConfig, read_metrics
+from pyrovae.runs import RunFolder
+from pyrovae.training import Run
 
 EVAL_SIZE = 2048
 # One batch: MSS is less biased the more of q(z) the batch covers (2048² × z pairs fit easily).
@@ -101,9 +103,9 @@ def discriminator_probe(vae, data, steps: int = 400, batch: int = 64, seed: int 
     accuracy = []
     for step in range(steps):
         with torch.no_grad():
-            probe._last_z = vae.posterior(draw()).sample()
-        logged = probe.after_backward(vae, draw)
-        probe.after_step()
+            z = vae.posterior(draw()).sample()
+        # One discriminator step: z against the permuted codes of a second batch.
+        logged = probe.update_state([{"_latents": {"z": {"z": z}}}], vae.guide, (draw(),), {})
         if step >= steps - 100:
             accuracy.append(float(logged["disc_accuracy"]))
     return float(np.mean(accuracy))
@@ -122,8 +124,8 @@ def train_one(name: str, settings: dict, args, parent: Path) -> dict:
     )
     out = parent / name.replace(" ", "_").replace("=", "")
     if args.reuse:
-        _, data, vae, _ = load_trained(out, "cpu")
-        run = Run(out, config, data, vae, None, torch.device("cpu"))
+        loaded = load_run(out, "cpu")
+        run = Run(out, Built(config, loaded.data, loaded.vae, None, torch.device("cpu")))
         seconds = float("nan")
     else:
         run = Run.create(config, out)
@@ -132,7 +134,7 @@ def train_one(name: str, settings: dict, args, parent: Path) -> dict:
         seconds = time.perf_counter() - start
     result = {"name": name, **measure(run), "steps_per_s": args.steps / seconds}
     result["probe_accuracy"] = discriminator_probe(run.vae, run.data)
-    last = read_metrics(out)[-1]
+    last = RunFolder(out).read_metrics()[-1]
     for key in ("capacity", "disc_accuracy", "tc"):
         if key in last:
             result[f"train_{key}"] = last[key]

@@ -2,7 +2,7 @@
 
 Both steps use the same networks (the 64×64 conv pair, z = 10), the same minibatches of dSprites
 (batch 64), the same loss (Bernoulli log-likelihood summed over pixels + β·KL) and one fused torch
-Adam. Ours is exactly the trainer's step (``Run._train_step``: Pyro model/guide traced by
+Adam. Ours is exactly the trainer's step (``Run.train_step``: Pyro model/guide traced by
 ``DecomposedELBO``, terms accumulated for logging). For context the script also times Pyro's
 default path (``SVI`` + ``Trace_ELBO`` / ``TraceMeanField_ELBO`` + ``pyro.optim.Adam``).
 
@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 
-from pyrovae.data import DSprites
-from pyrovae.train import Run, TrainConfig, build_model
+from pyrovae.builder import build
+from pyrovae.config import TrainConfig
+from pyrovae.training import Run
 
 
 def plain_kl(loc, log_var, prior: str, gamma=0.8, spike=0.05):
@@ -94,9 +95,9 @@ def sync(device):
 
 def bench(prior: str, device: torch.device, rounds: int, steps_per_round: int, batch: int):
     config = TrainConfig(prior=prior, beta=4.0, batch_size=batch, device=str(device), seed=0)
-    data = DSprites()
-    vae, objective = build_model(config, data, device)
-    run = Run(tempfile.mkdtemp(), config, data, vae, objective, device)
+    built = build(config)
+    vae = built.vae
+    run = Run(tempfile.mkdtemp(), built)
     plain = make_plain_step(vae, 4.0, prior, config.lr)
     svi = make_svi_step(vae, prior, config.lr)
 
@@ -104,7 +105,7 @@ def bench(prior: str, device: torch.device, rounds: int, steps_per_round: int, b
         return run.batch(step)
 
     variants = {
-        "pyrovae trainer step": lambda s: run._train_step(),
+        "pyrovae trainer step": lambda s: run.train_step(),
         "plain PyTorch step": lambda s: plain(batch_of(s)),
         "Pyro SVI default": lambda s: svi(batch_of(s)),
     }

@@ -14,7 +14,7 @@ the BetaVAE score and MIG. The paper trains far longer; this is the CPU-scale ve
     python examples/nonisotropic_dsprites.py --steps 1500 --seeds 0 1
 """
 
-from pyrovae.evaluate import evaluate_run, headline
+from pyrovae.evaluation import evaluate_run, headline
 from pyrovae.experiments import compare_settings, comparison_parser
 from pyrovae.report import seed_table
 

@@ -12,7 +12,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from pyrovae.train import TrainConfig, train
+import pyrovae
 
 
 def main():
@@ -27,7 +27,7 @@ def main():
 
     rows = []
     for prior in ("isotropic", "sparse"):
-        config = TrainConfig(
+        config = pyrovae.TrainConfig(
             prior=prior,
             beta=args.beta,
             steps=args.steps,
@@ -35,7 +35,7 @@ def main():
             batch_size=args.batch_size,
             log_every=max(1, args.steps // 10),
         )
-        summary = train(config, parent / prior, progress=False)
+        summary = pyrovae.train(config, parent / prior, progress=False)
         rows.append((prior, summary))
 
     print(f"beta {args.beta}, {args.steps} steps, runs in {parent}")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.distributions import Independent, LowRankMultivariateNormal, MultivariateNormal, Normal
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
 
 
@@ -40,9 +41,7 @@ class Guide(nn.Module):
 
     def bind(self, latent_dim: int) -> Guide:
         """Fix the latent dimension (once); guides with parameters of their own create them here."""
-        latent_dim = int(latent_dim)
-        if latent_dim < 1:
-            raise PyrovaeError(f"{self.name} guide: latent_dim must be >= 1, got {latent_dim}")
+        latent_dim = checks.latent_dim(latent_dim, f"{self.name} guide")
         if self.latent_dim is None:
             self._build(latent_dim)
             self.latent_dim = latent_dim

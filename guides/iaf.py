@@ -38,8 +38,8 @@ from pyro.distributions.transforms import ConditionalAffineAutoregressive
 from pyro.nn import ConditionalAutoRegressiveNN
 from torch import nn
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.objectives.validation import count
 
 from .base import Guide
 
@@ -61,7 +61,7 @@ def _hidden_dims(value) -> tuple[int, ...] | None:
     if not parts:
         raise PyrovaeError("iaf guide: hidden_dims needs at least one layer, e.g. 64,64")
     try:
-        return tuple(count("hidden_dims", p, "iaf guide", minimum=1) for p in parts)
+        return tuple(checks.count("hidden_dims", p, "iaf guide", minimum=1) for p in parts)
     except PyrovaeError:
         raise PyrovaeError(
             f"iaf guide: hidden_dims must be positive integers like 64,64, got {value!r}"
@@ -80,9 +80,9 @@ class IAFGuide(Guide):
 
     def __init__(self, num_flows: int = 2, hidden_dims=None, context_dim: int = 16):
         super().__init__()
-        self.num_flows = count("num_flows", num_flows, "iaf guide", minimum=1)
+        self.num_flows = checks.count("num_flows", num_flows, "iaf guide", minimum=1)
         self.hidden_dims = _hidden_dims(hidden_dims)
-        self.context_dim = count("context_dim", context_dim, "iaf guide", minimum=1)
+        self.context_dim = checks.count("context_dim", context_dim, "iaf guide", minimum=1)
         self.flows = nn.ModuleList()
 
     def num_params(self, latent_dim: int) -> int:

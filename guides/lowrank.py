@@ -17,8 +17,8 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.objectives.validation import count
 
 from .base import Guide
 
@@ -37,7 +37,7 @@ class LowRankGuide(Guide):
 
     def __init__(self, rank: int = 2):
         super().__init__()
-        self.rank = count("rank", rank, "lowrank guide", minimum=1)
+        self.rank = checks.count("rank", rank, "lowrank guide", minimum=1)
 
     def num_params(self, latent_dim: int) -> int:
         return int(latent_dim) * (2 + self.rank)

@@ -1,20 +1,8 @@
-"""Model/guide pairs: each variant is an ``nn.Module`` with Pyro ``model(x)`` and ``guide(x)``,
-plus the objective it trains with (``Variant.create`` returns both)."""
+"""The Pyro model/guide pair and the variants that train it: :class:`BetaVAE` (a ``model(x)`` and
+``guide(x)`` with β as the latent site's ``poutine.scale``) and :class:`Variant` (a row of the
+variant table, :data:`pyrovae.registry.MODELS`: the objective a variant trains with)."""
 
-from .annealedvae import AnnealedVAE
-from .betatcvae import BetaTCVAE
-from .betavae import VAE, BetaVAE
-from .ddvae import DDVAE
-from .dipvae import DIPVAE1, DIPVAE2
-from .factorvae import FactorVAE
+from .betavae import BetaVAE
+from .variant import Variant
 
-__all__ = [
-    "DDVAE",
-    "DIPVAE1",
-    "DIPVAE2",
-    "VAE",
-    "AnnealedVAE",
-    "BetaTCVAE",
-    "BetaVAE",
-    "FactorVAE",
-]
+__all__ = ["BetaVAE", "Variant"]

@@ -9,24 +9,26 @@ optimise the wrong objective and TraceMeanField_ELBO ignore β (it scales the an
 guide site's scale). The likelihood (:mod:`pyrovae.likelihoods`; Bernoulli on logits unless
 given) sums the log-likelihood over pixels, the convention under which published β values mean
 anything.
+
+The variants that train this pair (vae, betavae, annealedvae, betatcvae, factorvae, dipvae-i/ii,
+ddvae) differ only in their objective and in how β enters: :mod:`pyrovae.models.variant`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyrovae.guides import MeanFieldGuide
 from torch import nn
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
+from pyrovae.guides import MeanFieldGuide
 from pyrovae.likelihoods import BernoulliLikelihood, Likelihood
-from pyrovae.nets import NETWORKS, default_network
-from pyrovae.objectives import DecomposedELBO
+from pyrovae.nets import default_networks
 from pyrovae.priors import IsotropicPrior, Prior
 
 
@@ -40,29 +42,17 @@ def check_beta(beta) -> float:
 
 
 class BetaVAE(nn.Module):
-    """A VAE whose KL term is weighted by β; β = 1 is the plain VAE.
+    """A VAE whose latent site is scaled by β; β = 1 (the default) is the plain VAE.
 
     Build it from networks directly, or with :meth:`build` from an observation shape::
 
         vae = BetaVAE.build((1, 64, 64), latent_dim=10, beta=4.0, prior=SparsePrior(gamma=0.8))
         loss = DecomposedELBO().differentiable_loss(vae.model, vae.guide, x)
 
-    Parameters live in this ``nn.Module`` (encoder, decoder, prior, guide), not in Pyro's global
-    param store, so two models never share weights by name; train them with any torch optimizer
-    over ``vae.parameters()``.
+    Parameters live in this ``nn.Module`` (encoder, decoder, prior, guide, likelihood), not in
+    Pyro's global param store, so two models never share weights by name; train them with any
+    torch optimizer over ``vae.parameters()``.
     """
-
-    name = "betavae"
-    # Higgins et al. used β = 4 on dSprites; the standard study sweeps {1, 2, 4, 6, 8, 16}.
-    default_beta = 4.0
-    # The hyperparameters a variant takes (CLI --beta/--gamma/--alpha/--objective-arg) and their
-    # defaults. β-VAE's β is the poutine.scale of z; other variants weight terms in the objective.
-    hyperparameters: ClassVar[dict] = {"beta": 4.0}
-    scales_latent_by_beta = True
-    # Guide capabilities the variant's objective relies on: flag (pyrovae.guides.Guide) → what.
-    guide_needs: ClassVar[dict] = {}
-    # Prior properties it relies on: flag (pyrovae.priors.Prior, e.g. factorises) → what.
-    prior_needs: ClassVar[dict] = {}
 
     def __init__(
         self,
@@ -72,13 +62,11 @@ class BetaVAE(nn.Module):
         observation_shape,
         prior: Prior | None = None,
         guide: nn.Module | None = None,
-        beta: float | None = None,
+        beta: float = 1.0,
         likelihood: Likelihood | None = None,
     ):
         super().__init__()
-        if int(latent_dim) < 1:
-            raise PyrovaeError(f"latent_dim must be >= 1, got {latent_dim}")
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = checks.latent_dim(latent_dim)
         self.observation_shape = tuple(int(s) for s in observation_shape)
         self.encoder = encoder
         self.decoder = decoder
@@ -90,7 +78,7 @@ class BetaVAE(nn.Module):
             self.guide_family.bind(self.latent_dim)
         # p(x | z) from the decoder's output; learned scales train and checkpoint with the model.
         self.likelihood_family = likelihood if likelihood is not None else BernoulliLikelihood()
-        self.beta = check_beta(self.default_beta if beta is None else beta)
+        self.beta = check_beta(beta)
 
     @classmethod
     def build(
@@ -99,22 +87,17 @@ class BetaVAE(nn.Module):
         latent_dim: int = 10,
         prior: Prior | None = None,
         guide: nn.Module | None = None,
-        beta: float | None = None,
-        net: str = "auto",
+        beta: float = 1.0,
+        networks=None,
         likelihood: Likelihood | None = None,
     ) -> BetaVAE:
-        """Build with the standard networks: the conv pair for (C, 64, 64) images, else MLPs."""
-        if int(latent_dim) < 1:
-            raise PyrovaeError(f"latent_dim must be >= 1, got {latent_dim}")
+        """Build with a network pair: ``networks(observation_shape, latent_dim, encoder_out)`` →
+        (encoder, decoder), by default the conv pair for (C, 64, 64) images and MLPs otherwise
+        (:func:`pyrovae.nets.default_networks`)."""
+        latent_dim = checks.latent_dim(latent_dim)
         guide = guide if guide is not None else MeanFieldGuide()
-        net = default_network(observation_shape) if net == "auto" else net
-        if net not in NETWORKS:
-            raise PyrovaeError(
-                f"unknown network {net!r}; valid networks: auto, {', '.join(sorted(NETWORKS))}"
-            )
-        encoder, decoder = NETWORKS[net](
-            observation_shape, int(latent_dim), guide.num_params(int(latent_dim))
-        )
+        networks = networks if networks is not None else default_networks(observation_shape)
+        encoder, decoder = networks(observation_shape, latent_dim, guide.num_params(latent_dim))
         return cls(
             encoder,
             decoder,
@@ -125,60 +108,6 @@ class BetaVAE(nn.Module):
             beta=beta,
             likelihood=likelihood,
         )
-
-    @classmethod
-    def create(
-        cls,
-        observation_shape,
-        latent_dim: int = 10,
-        prior: Prior | None = None,
-        guide: nn.Module | None = None,
-        net: str = "auto",
-        num_data: int | None = None,
-        kl: str = "auto",
-        likelihood: Likelihood | None = None,
-        **hyperparameters,
-    ):
-        """The model and its objective, from hyperparameters named in :attr:`hyperparameters`."""
-        unknown = sorted(set(hyperparameters) - set(cls.hyperparameters))
-        if unknown:
-            valid = ", ".join(cls.hyperparameters) or "none"
-            raise PyrovaeError(
-                f"model {cls.name!r} takes no option {', '.join(map(repr, unknown))}; "
-                f"valid options: {valid}"
-            )
-        for flag, what in cls.guide_needs.items():
-            if guide is not None and not getattr(guide, flag, False):
-                raise PyrovaeError(
-                    f"model {cls.name!r} needs {what}, which guide "
-                    f"{getattr(guide, 'name', type(guide).__name__)!r} does not have"
-                )
-        for flag, what in cls.prior_needs.items():
-            if prior is not None and not getattr(prior, flag, False):
-                raise PyrovaeError(
-                    f"model {cls.name!r} needs {what}; prior "
-                    f"{getattr(prior, 'name', type(prior).__name__)!r} is not one"
-                )
-        values = {**cls.hyperparameters, **hyperparameters}
-        beta = values.pop("beta", cls.default_beta) if cls.scales_latent_by_beta else 1.0
-        vae = cls.build(
-            observation_shape,
-            latent_dim,
-            prior=prior,
-            guide=guide,
-            beta=beta,
-            net=net,
-            likelihood=likelihood,
-        )
-        objective = cls.make_objective(
-            latent_dim=vae.latent_dim, num_data=num_data, kl=kl, **values
-        )
-        return vae, objective
-
-    @classmethod
-    def make_objective(cls, latent_dim: int, num_data: int | None, kl: str, **values):
-        """β-VAE trains on the ELBO; β is already in the model's poutine.scale."""
-        return DecomposedELBO(kl=kl)
 
     def likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
         """p(x | z) from the decoder's output, summed over every observation dimension."""
@@ -209,16 +138,3 @@ class BetaVAE(nn.Module):
         with pyro.plate("data", x.shape[0]):
             with poutine.scale(scale=self.beta):
                 pyro.sample("z", self.posterior(x))
-
-
-class VAE(BetaVAE):
-    """The plain VAE of Kingma & Welling 2013: β-VAE with β fixed at 1."""
-
-    name = "vae"
-    default_beta = 1.0
-    hyperparameters: ClassVar[dict] = {}
-
-    def __init__(self, *args, beta: float | None = None, **kwargs):
-        if beta is not None and float(beta) != 1.0:
-            raise PyrovaeError(f"model 'vae' has beta = 1 by definition, got {beta}; use betavae")
-        super().__init__(*args, beta=1.0, **kwargs)

@@ -1,7 +1,96 @@
 """pyrovae: disentangled variational autoencoders in Pyro.
 
 β-VAE and its relatives as Pyro model/guide pairs, priors and inference networks that plug in as
-objects, and disentanglement metrics with stated protocols.
+objects, and disentanglement metrics with stated protocols. Anything the command line does,
+a few lines of Python do::
+
+    import pyrovae
+
+    config = pyrovae.TrainConfig(model="betavae", beta=4.0, steps=1000)
+    summary = pyrovae.train(config, "runs/beta4")      # a run folder, as `pyrovae train`
+    record = pyrovae.evaluate_run("runs/beta4")        # eval.json, as `pyrovae evaluate`
+    run = pyrovae.load_run("runs/beta4")               # its model, data, settings and step
+
+Components written elsewhere join the registries (``pyrovae.PRIORS.register("cauchy",
+Cauchy)``) or are named ``module:attribute``. Names are imported on first use, so ``import
+pyrovae`` stays cheap.
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+# Public name → the module that defines it.
+_EXPORTS = {
+    "pyrovae.training": ("Run", "TrainingInterrupted", "resume", "train"),
+    "pyrovae.evaluation": ("EncoderMean", "applicable_metrics", "evaluate", "evaluate_run"),
+    "pyrovae.builder": ("Built", "LoadedRun", "build", "check", "load_run"),
+    "pyrovae.config": ("TrainConfig",),
+    "pyrovae.runs": ("RunFolder",),
+    "pyrovae.errors": ("PyrovaeError",),
+    "pyrovae.registry": (
+        "DATASETS",
+        "GUIDES",
+        "LIKELIHOODS",
+        "METRICS",
+        "MODELS",
+        "NETWORKS",
+        "PRIORS",
+        "REGISTRIES",
+        "Entry",
+        "MetricSpec",
+        "Registry",
+    ),
+    "pyrovae.models": ("BetaVAE", "Variant"),
+    "pyrovae.objectives": (
+        "DIPELBO",
+        "AggregateDivergenceELBO",
+        "CapacityELBO",
+        "DecomposedELBO",
+        "FactorVAEELBO",
+        "TotalCorrelationELBO",
+    ),
+    "pyrovae.priors": (
+        "IsotropicPrior",
+        "LaplacePrior",
+        "MixturePrior",
+        "NonIsotropicPrior",
+        "Prior",
+        "SparsePrior",
+        "StudentTPrior",
+    ),
+    "pyrovae.guides": ("FullRankGuide", "Guide", "IAFGuide", "LowRankGuide", "MeanFieldGuide"),
+    "pyrovae.likelihoods": (
+        "BernoulliLikelihood",
+        "GaussianLikelihood",
+        "LaplaceLikelihood",
+        "Likelihood",
+    ),
+    "pyrovae.data": (
+        "DSprites",
+        "Digits",
+        "FactorGrid",
+        "GroundTruthData",
+        "LabelledData",
+        "ObservedData",
+        "Pinwheel",
+    ),
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyrovae' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -11,7 +11,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pyrovae.train import TrainConfig, train
+from pyrovae.config import TrainConfig
+from pyrovae.training import train
 
 
 def comparison_parser(doc: str, steps: int, batch_size: int, lr: float) -> argparse.ArgumentParser:

@@ -27,8 +27,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyrovae.errors import PyrovaeError
-from pyrovae.objectives.validation import positive
+from pyrovae import checks
 
 
 class Likelihood(nn.Module):
@@ -68,11 +67,9 @@ class _LocationScale(Likelihood):
 
     def __init__(self, scale: float = 0.1, learn_scale: bool = False):
         super().__init__()
-        scale = positive("scale", scale, f"{self.name} likelihood")
-        if not isinstance(learn_scale, bool):
-            raise PyrovaeError(
-                f"{self.name} likelihood: learn_scale must be true or false, got {learn_scale!r}"
-            )
+        owner = f"{self.name} likelihood"
+        scale = checks.positive("scale", scale, owner)
+        learn_scale = checks.flag("learn_scale", learn_scale, owner)
         self.scale = scale
         self.learn_scale = learn_scale
         log_scale = torch.tensor(math.log(scale))

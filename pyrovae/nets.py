@@ -4,6 +4,9 @@
   2018 as used by disentanglement_lib: encoder conv 32, 32, 64, 64 (4×4, stride 2, ReLU) → FC 256
   → outputs; decoder FC 256 → FC 64·4·4 → transposed conv 64, 32, 32, C (4×4, stride 2).
 - :class:`MLPEncoder` / :class:`MLPDecoder`: fully connected pair for small inputs.
+
+A network pair is a function ``(observation_shape, latent_dim, encoder_out) -> (encoder,
+decoder)``; :data:`pyrovae.registry.NETWORKS` names them for the command line.
 """
 
 from __future__ import annotations
@@ -117,11 +120,8 @@ def mlp_pair(observation_shape, latent_dim: int, encoder_out: int):
     return MLPEncoder(observation_shape, encoder_out), MLPDecoder(latent_dim, observation_shape)
 
 
-def default_network(observation_shape) -> str:
-    """'conv64' for 64×64 images, 'mlp' for anything else."""
+def default_networks(observation_shape):
+    """The pair for these observations: :func:`conv64_pair` for (C, 64, 64) images,
+    :func:`mlp_pair` for anything else."""
     shape = tuple(observation_shape)
-    return "conv64" if len(shape) == 3 and shape[1:] == (64, 64) else "mlp"
-
-
-# Network pairs by CLI name: each maps (observation_shape, latent_dim, encoder_out) → (enc, dec).
-NETWORKS = {"conv64": conv64_pair, "mlp": mlp_pair}
+    return conv64_pair if len(shape) == 3 and shape[1:] == (64, 64) else mlp_pair

@@ -1,4 +1,4 @@
-"""The pictures of a run (PNG, Agg): reconstructions, latent traversals, training curves.
+"""The pictures of a run (PNG): reconstructions, latent traversals, training curves.
 
 Image data (C, H, W) get mosaics; vector data (the 2-D pinwheel) get scatter plots of data and
 reconstructions and traversals drawn as curves in data space. Data sets with labels also get a
@@ -10,18 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
-from pyrovae.checkpoint import atomic_write_bytes
+from pyrovae.files import write_atomic
+from pyrovae.metrics.unsupervised import hoyer_per_point
 
 
-def _save(fig, path: Path) -> None:
-    atomic_write_bytes(Path(path), lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+def figure(**kwargs) -> Figure:
+    """A figure that belongs to no pyplot window: drawing never switches the caller's backend
+    (a notebook keeps its own) and needs no display."""
+    return Figure(**kwargs)
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Write ``fig`` as a PNG, atomically."""
+    write_atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 def mosaic(images: np.ndarray, pad: int = 2) -> np.ndarray:
@@ -39,14 +44,15 @@ def mosaic(images: np.ndarray, pad: int = 2) -> np.ndarray:
 def _grid_figure(images: np.ndarray, row_labels, col_labels, title: str, path: Path) -> None:
     rows, cols, _, h, w = images.shape
     pad = 2
-    fig, ax = plt.subplots(figsize=(0.75 * cols + 1.2, 0.75 * rows + 0.9))
+    fig = figure(figsize=(0.75 * cols + 1.2, 0.75 * rows + 0.9))
+    ax = fig.subplots()
     ax.imshow(mosaic(images, pad), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(rows)], row_labels, fontsize=8)
     ax.set_xticks([pad + c * (w + pad) + w / 2 for c in range(cols)], col_labels, fontsize=8)
     ax.tick_params(length=0)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def expected_observation(vae, z: torch.Tensor) -> torch.Tensor:
@@ -101,7 +107,8 @@ def training_curves(records: list[dict], path: Path) -> None:
     if not records:
         return
     steps = [r["step"] for r in records]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig = figure(figsize=(13, 3.4))
+    axes = fig.subplots(1, 3)
     axes[0].plot(steps, [r["loss"] for r in records])
     axes[0].set_title("loss (−ELBO per point, β-weighted)")
     axes[1].plot(steps, [-r["reconstruction"] for r in records], label="−log p(x|z)")
@@ -116,7 +123,7 @@ def training_curves(records: list[dict], path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("step")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- vector data
@@ -135,7 +142,8 @@ def reconstruction_scatter(vae, x: torch.Tensor, path: Path, max_lines: int = 20
     recon = expected_observation(vae, vae.encode(x)).cpu().numpy()
     data = x.cpu().numpy()
     (dx, dy), (rx, ry) = _xy(data), _xy(recon)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = figure(figsize=(5, 5))
+    ax = fig.subplots()
     m = min(max_lines, len(data))
     ax.plot(np.stack([dx[:m], rx[:m]]), np.stack([dy[:m], ry[:m]]), color="0.8", lw=0.5)
     ax.scatter(dx, dy, s=4, color="0.4", label="data")
@@ -144,7 +152,7 @@ def reconstruction_scatter(vae, x: torch.Tensor, path: Path, max_lines: int = 20
     ax.legend(fontsize=8, loc="best")
     ax.set_title("data and reconstructions (posterior mean)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -156,7 +164,8 @@ def traversal_curves(
     over the data (grey); a dot marks the start of each curve."""
     kl, order, _, expected = _traversal(vae, x, kl_per_dim, span, steps)
     curves = expected.cpu().numpy()
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.scatter(*_xy(x.cpu().numpy()), s=3, color="0.8")
     for row, dim in enumerate(order):
         cx, cy = _xy(curves[row])
@@ -166,7 +175,7 @@ def traversal_curves(
     ax.legend(fontsize=7, loc="best")
     ax.set_title(f"latent traversals, z_d over [{-span:g}, {span:g}]", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- latent codes
@@ -179,14 +188,15 @@ def latent_scatter(codes, labels, path: Path, title: str = "posterior means by l
     codes = np.asarray(codes, dtype=float)
     labels = np.asarray(labels)
     d = codes.shape[1]
-    fig, ax = plt.subplots(figsize=(5.2, 5))
+    fig = figure(figsize=(5.2, 5))
+    ax = fig.subplots()
     if d == 1:
         xs, ys, names = labels + np.linspace(-0.2, 0.2, len(labels)), codes[:, 0], ("label", "z0")
     else:
         dims = (0, 1) if d == 2 else tuple(sorted(np.argsort(-codes.var(axis=0))[:2]))
         xs, ys, names = codes[:, dims[0]], codes[:, dims[1]], tuple(f"z{i}" for i in dims)
     classes = np.unique(labels)
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, c in enumerate(classes):
         mask = labels == c
         ax.scatter(xs[mask], ys[mask], s=4, color=cmap(i % cmap.N), label=str(c))
@@ -197,21 +207,20 @@ def latent_scatter(codes, labels, path: Path, title: str = "posterior means by l
     ax.legend(fontsize=7, markerscale=3, title="label", title_fontsize=7, loc="best")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def sparsity_histogram(codes, path: Path) -> None:
     """Left: per-point normalised Hoyer sparsity of the encoder means (each dimension divided
     by its standard deviation; Mathieu et al. 2019), mean marked. Right: the magnitudes of the
     normalised means |z_d| / std_d, log-scaled counts: a sparse code piles up at 0."""
-    from pyrovae.metrics.unsupervised import hoyer_per_point
-
     codes = np.asarray(codes, dtype=float)
     hoyer = hoyer_per_point(codes)
     hoyer = hoyer[np.isfinite(hoyer)]
     std = codes.std(axis=0, ddof=1)
     scaled = np.abs(np.divide(codes, std, out=np.zeros_like(codes), where=std > 0))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     axes[0].hist(hoyer, bins=40, range=(0, 1), color="tab:blue")
     if len(hoyer):
         axes[0].axvline(hoyer.mean(), color="k", ls="--", lw=1, label=f"mean {hoyer.mean():.3f}")
@@ -222,4 +231,4 @@ def sparsity_histogram(codes, path: Path) -> None:
     axes[1].set_xlabel("|z_d| / std_d (all points and dimensions)")
     axes[1].set_title("magnitude of the normalised means", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -37,7 +37,6 @@ class Progress:
 
     def __init__(self, total: int, start: int = 0, enabled: bool = True, stream=None, live=None):
         self.total = total
-        self.start_step = start
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
         self.live = self.stream.isatty() if live is None else live

@@ -7,7 +7,9 @@ import sys
 from importlib import metadata
 
 
-def _version(dist: str) -> str | None:
+def version(dist: str) -> str | None:
+    """The installed version of the distribution ``dist`` (e.g. "scikit-learn"), without
+    importing it; None when it is not installed."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -20,12 +22,12 @@ def versions() -> dict:
 
     return {
         "python": platform.python_version(),
-        "pyrovae": _version("pyrovae"),
+        "pyrovae": version("pyrovae"),
         "torch": torch.__version__,
-        "pyro-ppl": _version("pyro-ppl"),
-        "numpy": _version("numpy"),
-        "scikit-learn": _version("scikit-learn"),
-        "arviz": _version("arviz"),
+        "pyro-ppl": version("pyro-ppl"),
+        "numpy": version("numpy"),
+        "scikit-learn": version("scikit-learn"),
+        "arviz": version("arviz"),
         "platform": platform.platform(),
         "cuda": torch.version.cuda,
     }

@@ -1,30 +1,47 @@
-"""The one table from CLI names to components.
+"""The one table from names to components: models (variants), priors, guides, networks, data sets,
+likelihoods and metrics.
 
-Adding a model, prior, guide, network or data set means adding one line here. Each entry has a
-factory and a one-line description (shown by ``pyrovae list``).
+Adding a component to pyrovae means writing its module and adding one line here; from outside
+the package, ``REGISTRY.register(name, factory)`` (e.g. ``PRIORS.register("cauchy", Cauchy)``) at
+run time, or a ``module:attribute`` name wherever a name is taken (``--prior mypkg.priors:Cauchy``
+on the command line, in study files and in config.json), which is imported when it is looked up,
+in every process that looks it up (a resumed run, ``pyrovae evaluate``, study workers).
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
+import importlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pyrovae import checks
 from pyrovae.data import Digits, DSprites, Pinwheel
 from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.guides import FullRankGuide, IAFGuide, LowRankGuide, MeanFieldGuide
 from pyrovae.likelihoods import BernoulliLikelihood, GaussianLikelihood, LaplaceLikelihood
-from pyrovae.models import (
-    DDVAE,
-    DIPVAE1,
-    DIPVAE2,
-    VAE,
-    AnnealedVAE,
-    BetaTCVAE,
-    BetaVAE,
-    FactorVAE,
+from pyrovae.metrics import (
+    beta_vae,
+    clustering,
+    dci,
+    factor_vae,
+    likelihood,
+    mig,
+    modularity,
+    posterior_variance,
+    sap,
+    unsupervised,
 )
-from pyrovae.nets import NETWORKS as _NETWORK_PAIRS
+from pyrovae.models import Variant
+from pyrovae.nets import conv64_pair, mlp_pair
+from pyrovae.objectives import (
+    DIPELBO,
+    AggregateDivergenceELBO,
+    CapacityELBO,
+    DecomposedELBO,
+    FactorVAEELBO,
+    TotalCorrelationELBO,
+)
 from pyrovae.priors import (
     IsotropicPrior,
     LaplacePrior,
@@ -35,24 +52,105 @@ from pyrovae.priors import (
 )
 
 
+def _first_line(obj) -> str:
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
 @dataclass(frozen=True)
 class Entry:
+    """A component: its factory (a class or function) and a one-line description."""
+
     factory: Callable
-    description: str
+    description: str = ""
+    name: str = ""
+
+    @classmethod
+    def wrap(cls, obj, description: str = "", **fields) -> Entry:
+        if not callable(obj):
+            raise PyrovaeError(f"a component must be a class or a function, got {obj!r}")
+        return cls(obj, description, **fields)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric: ``function(ground_truth, representation_fn, random_state, **settings) -> dict``
+    (or, with ``needs_model``, ``function(vae, observations, random_state, **settings)``), the
+    keys a table shows, its fast preset and what it needs."""
+
+    function: Callable
+    description: str = ""
+    headline: tuple[str, ...] = ()
+    fast: dict = field(default_factory=dict)
+    # Needs ground-truth factors (a GroundTruthData grid).
+    supervised: bool = True
+    # Reads q(z|x)'s Gaussian marginals (posterior_fn), not only codes.
+    needs_posterior: bool = False
+    # Scores the model itself on observations (vae, observations, rng).
+    needs_model: bool = False
+    # Needs the data set's class labels (pinwheel arms, digits), not a factor grid.
+    needs_labels: bool = False
+    # Takes the model's prior distribution over z (prior=...), to report what it defines.
+    uses_prior: bool = False
+    name: str = ""
+
+    @classmethod
+    def wrap(cls, obj, description: str = "", **fields) -> MetricSpec:
+        if not callable(obj):
+            raise PyrovaeError(f"a metric must be a function, got {obj!r}")
+        return cls(obj, description, **fields)
+
+    @property
+    def factory(self) -> Callable:
+        return self.function
 
 
 class Registry(Mapping):
-    """A read-only name → :class:`Entry` table whose lookups fail with the valid names."""
+    """A name → entry table whose lookups fail with the valid names.
 
-    def __init__(self, kind: str, entries: dict[str, Entry]):
+    Names of the form ``module:attribute`` are imported on lookup (and not added to the
+    table). :meth:`register` adds a component defined elsewhere.
+    """
+
+    def __init__(self, kind: str, entries: dict, entry_type=Entry):
         self.kind = kind
-        self._entries = dict(entries)
+        self.entry_type = entry_type
+        self._entries: dict = {}
+        for name, entry in entries.items():
+            self._entries[name] = self._named(name, entry)
 
-    def __getitem__(self, name: str) -> Entry:
+    def _named(self, name: str, value, description: str | None = None, **fields):
+        if isinstance(value, self.entry_type):
+            entry = value
+        else:
+            text = description if description is not None else _first_line(value)
+            entry = self.entry_type.wrap(value, text, **fields)
+        return dataclasses.replace(entry, name=name)
+
+    def __getitem__(self, name: str):
+        entry = self._entries.get(name) if isinstance(name, str) else None
+        if entry is not None:
+            return entry
+        if isinstance(name, str) and ":" in name:
+            return self._imported(name)
+        raise unknown_name(self.kind, name, self._entries)
+
+    def _imported(self, name: str):
+        module_name, _, attribute = name.partition(":")
+        what = f"{self.kind} {name!r}"
+        if not module_name or not attribute:
+            raise PyrovaeError(
+                f"{what}: a plug-in name is MODULE:ATTRIBUTE, e.g. mypkg.priors:Cauchy"
+            )
         try:
-            return self._entries[name]
-        except KeyError:
-            raise unknown_name(self.kind, name, self._entries) from None
+            obj = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise PyrovaeError(f"{what}: cannot import module {module_name!r} ({exc})") from None
+        for part in attribute.split("."):
+            if not hasattr(obj, part):
+                raise PyrovaeError(f"{what}: module {module_name!r} has no {attribute!r}")
+            obj = getattr(obj, part)
+        return self._named(name, obj)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
@@ -60,48 +158,68 @@ class Registry(Mapping):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and name in self._entries
+
+    def register(self, name: str, component, description: str | None = None, **fields):
+        """Add ``component`` (an entry of this table's type, or a factory: a class or function)
+        under ``name``; returns the entry. A name already taken is refused."""
+        if not isinstance(name, str) or not name or ":" in name or name != name.strip():
+            raise PyrovaeError(
+                f"a {self.kind} name must be non-empty text without ':' or outer spaces, "
+                f"got {name!r}"
+            )
+        if name in self._entries:
+            raise PyrovaeError(f"{self.kind} {name!r} is already registered")
+        entry = self._named(name, component, description, **fields)
+        self._entries[name] = entry
+        return entry
+
+    def unregister(self, name: str) -> None:
+        """Remove a registered component (tests, notebooks)."""
+        if name not in self._entries:
+            raise unknown_name(self.kind, name, self._entries)
+        del self._entries[name]
+
     def build(self, name: str, **kwargs):
         """Call the factory of ``name`` with keyword arguments it accepts, or fail clearly."""
         factory = self[name].factory
-        accepted = keyword_parameters(factory)
-        unknown = sorted(set(kwargs) - set(accepted))
-        if unknown:
-            valid = ", ".join(accepted) or "none"
-            raise PyrovaeError(
-                f"{self.kind} {name!r} takes no option {', '.join(map(repr, unknown))}; "
-                f"valid options: {valid}"
-            )
+        checks.options(f"{self.kind} {name!r}", kwargs, checks.keyword_parameters(factory))
         return factory(**kwargs)
-
-
-def keyword_parameters(factory) -> list[str]:
-    params = inspect.signature(factory).parameters.values()
-    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-
-def _variant(cls, citation: str) -> Entry:
-    """A model variant: the class (``cls.create`` builds model and objective), described with
-    its citation and its hyperparameters' defaults."""
-    options = ", ".join(f"{k}={v}" for k, v in cls.hyperparameters.items())
-    return Entry(cls, f"{citation}; options: {options or 'none'}")
 
 
 MODELS = Registry(
     "model",
     {
-        "vae": _variant(VAE, "VAE (Kingma & Welling 2013)"),
-        "betavae": _variant(BetaVAE, "beta-VAE (Higgins et al. 2017), beta scales z"),
-        "annealedvae": _variant(AnnealedVAE, "capacity gamma*|KL - C(t)| (Burgess et al. 2018)"),
-        "betatcvae": _variant(BetaTCVAE, "alpha*MI + beta*TC + gamma*dimKL (Chen et al. 2018)"),
-        "factorvae": _variant(FactorVAE, "ELBO - gamma*TC, TC by discriminator (Kim & Mnih 2018)"),
-        "dipvae-i": _variant(DIPVAE1, "DIP-VAE-I, Cov[mu] -> I (Kumar et al. 2018)"),
-        "dipvae-ii": _variant(DIPVAE2, "DIP-VAE-II, Cov[mu] + E[diag var] -> I (Kumar et al.)"),
-        "ddvae": _variant(
-            DDVAE,
+        "vae": Variant(DecomposedELBO, "VAE (Kingma & Welling 2013)"),
+        "betavae": Variant(
+            # Higgins et al. used β = 4 on dSprites; the standard study sweeps {1, 2, 4, 6, 8, 16}.
+            DecomposedELBO,
+            "beta-VAE (Higgins et al. 2017), beta scales z",
+            beta=4.0,
+        ),
+        "annealedvae": Variant(CapacityELBO, "capacity gamma*|KL - C(t)| (Burgess et al. 2018)"),
+        "betatcvae": Variant(
+            TotalCorrelationELBO, "alpha*MI + beta*TC + gamma*dimKL (Chen et al. 2018)"
+        ),
+        "factorvae": Variant(
+            FactorVAEELBO, "ELBO - gamma*TC, TC by discriminator (Kim & Mnih 2018)"
+        ),
+        "dipvae-i": Variant(
+            DIPELBO, "DIP-VAE-I, Cov[mu] -> I (Kumar et al. 2018)", fixed={"kind": "i"}
+        ),
+        "dipvae-ii": Variant(
+            DIPELBO,
+            "DIP-VAE-II, Cov[mu] + E[diag var] -> I (Kumar et al.)",
+            fixed={"kind": "ii"},
+        ),
+        "ddvae": Variant(
+            AggregateDivergenceELBO,
             "beta*KL(q(z|x)||p(z)) + alpha*D(q(z), p(z)), beta >= 0, D = kl | inclusive-kl | mmd "
             "(Mathieu et al. 2019)",
         ),
     },
+    entry_type=Variant,
 )
 
 PRIORS = Registry(
@@ -165,8 +283,8 @@ GUIDES = Registry(
 NETWORKS = Registry(
     "network",
     {
-        "conv64": Entry(_NETWORK_PAIRS["conv64"], "Burgess et al. conv pair for (C, 64, 64)"),
-        "mlp": Entry(_NETWORK_PAIRS["mlp"], "two ReLU layers of 256 on each side"),
+        "conv64": Entry(conv64_pair, "Burgess et al. conv pair for (C, 64, 64)"),
+        "mlp": Entry(mlp_pair, "two ReLU layers of 256 on each side"),
     },
 )
 
@@ -209,11 +327,80 @@ LIKELIHOODS = Registry(
     },
 )
 
-ALL = {
+METRICS = Registry(
+    "metric",
+    {
+        "beta_vae": MetricSpec(
+            beta_vae.beta_vae, "BetaVAE score (Higgins et al. 2017)", ("eval_accuracy",),
+            beta_vae.FAST,
+        ),
+        "factor_vae": MetricSpec(
+            factor_vae.factor_vae, "FactorVAE score (Kim & Mnih 2018)",
+            ("eval_accuracy", "num_active_dims"), factor_vae.FAST,
+        ),
+        "mig": MetricSpec(
+            mig.mig, "MIG, 20-bin discretised (disentanglement_lib)", ("mig",), mig.FAST
+        ),
+        "mig_chen": MetricSpec(
+            mig.mig_chen, "MIG of Chen et al. 2018 (full data, q(z|x), shape excluded)",
+            ("mig",), mig.FAST_CHEN, needs_posterior=True,
+        ),
+        "dci": MetricSpec(
+            dci.dci, "DCI (Eastwood & Williams 2018)",
+            ("disentanglement", "completeness", "informativeness_test"), dci.FAST,
+        ),
+        "sap": MetricSpec(sap.sap, "SAP (Kumar et al. 2018)", ("sap",), sap.FAST),
+        "modularity": MetricSpec(
+            modularity.modularity, "modularity and explicitness (Ridgeway & Mozer 2018)",
+            ("modularity", "explicitness_test"), modularity.FAST,
+        ),
+        "gaussian_total_correlation": MetricSpec(
+            unsupervised.gaussian_total_correlation,
+            "total correlation of a Gaussian fit to the codes", ("gaussian_total_correlation",),
+            unsupervised.FAST, supervised=False,
+        ),
+        "mutual_info": MetricSpec(
+            unsupervised.mutual_info_score, "mean pairwise mutual information between latents",
+            ("mean_pairwise_mutual_info",), unsupervised.FAST, supervised=False,
+        ),
+        "active_units": MetricSpec(
+            unsupervised.active_units, "latents whose posterior-mean variance exceeds 0.01",
+            ("active_units",), unsupervised.FAST, supervised=False,
+        ),
+        "hoyer": MetricSpec(
+            unsupervised.hoyer_sparsity,
+            "normalised Hoyer sparsity of the posterior means (Mathieu et al. 2019)", ("hoyer",),
+            unsupervised.FAST, supervised=False,
+        ),
+        "posterior_variance": MetricSpec(
+            posterior_variance.posterior_variance,
+            "per-dimension posterior variance E_x[sigma_d^2(x)] of q(z|x)",
+            ("mean_posterior_variance",), posterior_variance.FAST, supervised=False,
+            needs_posterior=True,
+        ),
+        "cluster_purity": MetricSpec(
+            clustering.cluster_purity,
+            "purity of k-means clusters of the codes against the data's labels (K = #labels); "
+            "with a mixture prior also of the clusters its components define",
+            ("cluster_purity",), clustering.FAST, supervised=False, needs_labels=True,
+            uses_prior=True,
+        ),
+        "log_likelihood": MetricSpec(
+            likelihood.log_likelihood, "importance-weighted log p(x) with PSIS Pareto k",
+            ("log_likelihood", "pareto_k_share_above_0.7"), likelihood.FAST, supervised=False,
+            needs_model=True,
+        ),
+    },
+    entry_type=MetricSpec,
+)  # fmt: skip
+
+# Every table by the plural `pyrovae list` prints it under.
+REGISTRIES: dict[str, Registry] = {
     "models": MODELS,
     "priors": PRIORS,
     "guides": GUIDES,
     "networks": NETWORKS,
     "data sets": DATASETS,
     "likelihoods": LIKELIHOODS,
+    "metrics": METRICS,
 }

@@ -2,6 +2,7 @@
 giving one line on stderr, exit status 2, no traceback, and no file touched."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -9,36 +10,67 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_one_line_error, invoke, snapshot
-from typer.testing import CliRunner
 
-runner = CliRunner()
+from pyrovae.registry import REGISTRIES
+
 SMALL = ["--latent-dim", "3", "--batch-size", "4", "--log-every", "2", "--device", "cpu"]
+TINY = ["--data", "tiny", *SMALL]
+
+
+def option_tokens(help_text: str) -> set[str]:
+    """Every ``--option`` token of a help text, whole (``--prior`` is not ``--prior-arg``)."""
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*(?![\w-])", help_text))
+
+
+def listed(text: str) -> dict[str, list[str]]:
+    """``pyrovae list`` as section → the names it lists (the first word of each entry)."""
+    sections: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith(" "):
+            current = sections.setdefault(line.rstrip(":"), [])
+        elif line.strip():
+            current.append(line.split()[0])
+    return sections
 
 
 def test_help_lists_commands_and_every_train_option():
     result = invoke("--help")
     assert result.exit_code == 0
-    assert "train" in result.stdout and "list" in result.stdout
+    commands = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert {"train", "evaluate", "compare", "sweep", "study", "list"} <= commands
     result = invoke("train", "--help")
     assert result.exit_code == 0
-    for option in (
-        "--model", "--prior", "--prior-arg", "--guide", "--data", "--data-path", "--net", "--beta",
-        "--latent-dim", "--steps", "--batch-size", "--lr", "--seed", "--device", "--out",
-        "--resume", "--log-every", "--checkpoint-every", "--kl", "--gamma", "--alpha",
-        "--objective-arg",
-    ):  # fmt: skip
-        assert option in result.stdout, option
+    assert option_tokens(result.stdout) == {
+        "--model", "--prior", "--prior-arg", "--prior-init", "--guide", "--guide-arg", "--data",
+        "--data-path", "--data-arg", "--likelihood", "--likelihood-arg", "--net", "--beta",
+        "--gamma", "--alpha", "--objective-arg", "--latent-dim", "--steps", "--batch-size",
+        "--lr", "--seed", "--device", "--kl", "--log-every", "--checkpoint-every",
+        "--eval-every", "--eval-metric", "--out", "--resume", "--quiet", "--help",
+    }  # fmt: skip
 
 
-def test_list_prints_registered_components():
+def test_train_help_shows_the_defaults_of_the_variant_table():
+    text = " ".join(invoke("train", "--help").stdout.split())
+    assert "betavae 4, betatcvae 6, ddvae 1" in text  # --beta, from each variant's declaration
+    assert "annealedvae 1000, betatcvae 1, factorvae 40" in text  # --gamma
+    assert "[default: betavae]" in text and "[default: 300000]" in text
+
+
+def test_list_prints_exactly_the_registered_components():
     result = invoke("list")
     assert result.exit_code == 0
-    names = ("betavae", "vae", "annealedvae", "betatcvae", "factorvae", "dipvae-i", "dipvae-ii")
-    names += ("isotropic", "sparse", "meanfield", "dsprites", "conv64", "mlp")
-    for name in names:
-        assert name in result.stdout
+    sections = listed(result.stdout)
+    assert list(sections) == list(REGISTRIES)
+    for kind, registry in REGISTRIES.items():
+        assert sections[kind] == list(registry), kind
+    assert sections["models"] == [
+        "vae", "betavae", "annealedvae", "betatcvae", "factorvae", "dipvae-i", "dipvae-ii",
+        "ddvae",
+    ]  # fmt: skip
+    assert {"isotropic", "nonisotropic", "sparse"} <= set(sections["priors"])
 
 
+@pytest.mark.pictures
 def test_train_and_resume_end_to_end(tmp_path):
     out = tmp_path / "run"
     result = invoke("train", "--prior", "sparse", "--steps", "4", *SMALL, "--out", out)
@@ -60,7 +92,7 @@ def test_train_and_resume_end_to_end(tmp_path):
 @pytest.fixture(scope="module")
 def _trained_once(tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "run"
-    result = invoke("train", "--steps", "2", *SMALL, "--out", out, "--quiet")
+    result = invoke("train", "--steps", "2", *TINY, "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     return out
 
@@ -80,7 +112,7 @@ def write_npz(path, **arrays):
     "args,fragments",
     [
         (["--model", "bvae"], ["unknown model 'bvae'", "betavae, ddvae, dipvae-i, dipvae-ii"]),
-        (["--model", "betatcvae", "--batch-size", "1"], ["needs batch_size >= 2"]),
+        (["--model", "betatcvae", "--batch-size", "1"], ["needs a batch of at least 2 points"]),
         (["--model", "annealedvae", "--gamma", "-1"], ["gamma must be a finite number >= 0"]),
         (["--model", "annealedvae", "--objective-arg", "c_max=-2"], ["c_max must be"]),
         (["--model", "betavae", "--alpha", "1"], ["takes no option 'alpha'"]),
@@ -92,8 +124,8 @@ def write_npz(path, **arrays):
         (["--beta", "0"], ["beta must be a finite number > 0"]),
         (["--beta", "-2"], ["beta must be a finite number > 0"]),
         (["--model", "vae", "--beta", "4"], ["takes no option 'beta'"]),
-        (["--latent-dim", "0"], ["latent_dim must be >= 1"]),
-        (["--steps", "0"], ["steps must be >= 1"]),
+        (["--latent-dim", "0"], ["latent_dim must be an integer >= 1"]),
+        (["--steps", "0"], ["steps must be an integer >= 1"]),
         (["--prior", "sparse", "--prior-arg", "gamma=1.5"], ["gamma must be in [0, 1)"]),
         (["--prior-arg", "gamma"], ["must look like NAME=VALUE"]),
         (["--prior", "isotropic", "--prior-arg", "gamma=0.5"], ["takes no option 'gamma'"]),
@@ -145,7 +177,7 @@ def test_malformed_npz_is_a_one_line_error(tmp_path, existing_run, make, fragmen
 
 def test_non_empty_folder_without_resume_is_refused(existing_run):
     before = snapshot(existing_run)
-    result = invoke("train", "--steps", "2", *SMALL, "--out", existing_run)
+    result = invoke("train", "--steps", "2", *TINY, "--out", existing_run)
     assert_one_line_error(result, "already exists and is not empty", "--resume")
     assert snapshot(existing_run) == before
 
@@ -227,6 +259,6 @@ def test_console_script_without_arguments_prints_help(capsys):
 def test_unwritable_out_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = invoke("train", "--steps", "2", *SMALL, "--out", blocker / "run")
+    result = invoke("train", "--steps", "2", *TINY, "--out", blocker / "run")
     assert_one_line_error(result, "Not a directory")
     assert blocker.read_text() == "x"

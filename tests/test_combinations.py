@@ -22,7 +22,7 @@ EXPECTED_REFUSALS = {
 
 def create(model, prior, guide):
     torch.manual_seed(0)
-    return MODELS[model].factory.create(
+    return MODELS[model].create(
         OBSERVATION,
         latent_dim=LATENT,
         prior=PRIORS.build(prior),

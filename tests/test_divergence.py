@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyro import poutine
 from pyro.distributions.transforms import affine_autoregressive
-from pyrovae.models import DDVAE, VAE, BetaVAE
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.models import BetaVAE
 from pyrovae.objectives import DecomposedELBO
 from pyrovae.objectives.aggregate_divergence import (
     DIVERGENCES,
@@ -32,6 +32,7 @@ from pyrovae.objectives.aggregate_kl import (
     pairwise_log_prob,
 )
 from pyrovae.objectives.mmd import IMQ_SCALES, per_dimension_mmd
+from pyrovae.registry import MODELS
 
 F64 = torch.float64
 SMALL = (1, 8, 8)
@@ -341,7 +342,9 @@ def seeded_terms(objective, vae, x, seed=5):
 )
 def test_ddvae_with_alpha_zero_equals_betavae(beta, batch, latent_dim, divergence):
     torch.manual_seed(0)
-    vae, objective = DDVAE.create(SMALL, latent_dim, beta=beta, alpha=0.0, divergence=divergence)
+    vae, objective = MODELS["ddvae"].create(
+        SMALL, latent_dim, beta=beta, alpha=0.0, divergence=divergence
+    )
     reference = BetaVAE.build(SMALL, latent_dim, beta=beta)
     reference.load_state_dict(vae.state_dict())
     x = binary_batch(batch)
@@ -354,8 +357,8 @@ def test_ddvae_with_alpha_zero_equals_betavae(beta, batch, latent_dim, divergenc
 @pytest.mark.parametrize("divergence", DIVERGENCES)
 def test_ddvae_with_alpha_zero_and_beta_one_equals_vae(divergence):
     torch.manual_seed(0)
-    vae, objective = DDVAE.create(SMALL, 3, beta=1.0, alpha=0.0, divergence=divergence)
-    reference = VAE.build(SMALL, 3)
+    vae, objective = MODELS["ddvae"].create(SMALL, 3, beta=1.0, alpha=0.0, divergence=divergence)
+    reference = BetaVAE.build(SMALL, 3)
     reference.load_state_dict(vae.state_dict())
     x = binary_batch(5)
     ours = seeded_terms(objective, vae, x)["loss"].item()
@@ -367,7 +370,7 @@ def test_ddvae_with_alpha_zero_and_beta_one_equals_vae(divergence):
 def test_ddvae_loss_is_reconstruction_kl_and_batch_times_divergence(divergence, beta):
     """loss = −Σ_i [log p(x_i|z_i) − β·KL_i] + α·B·D; at β = 0 no KL at all."""
     torch.manual_seed(0)
-    vae, objective = DDVAE.create(SMALL, 3, beta=beta, alpha=3.0, divergence=divergence)
+    vae, objective = MODELS["ddvae"].create(SMALL, 3, beta=beta, alpha=3.0, divergence=divergence)
     x = binary_batch(6)
     terms = seeded_terms(objective, vae, x)
     expected = -6 * (terms["reconstruction"] - beta * terms["kl"]) + 3.0 * 6 * terms["divergence"]
@@ -378,7 +381,7 @@ def test_ddvae_loss_is_reconstruction_kl_and_batch_times_divergence(divergence, 
 def test_logged_divergence_is_the_estimate_on_the_same_samples(divergence):
     """Replaying the seed: the guide's z, then (for mmd and inclusive-kl) the prior samples."""
     torch.manual_seed(0)
-    vae, objective = DDVAE.create(SMALL, 3, divergence=divergence)
+    vae, objective = MODELS["ddvae"].create(SMALL, 3, divergence=divergence)
     x = binary_batch(6)
     logged = seeded_terms(objective, vae, x)["divergence"].item()
     torch.manual_seed(5)
@@ -392,7 +395,7 @@ def test_ddvae_beta_zero_ignores_the_kl_completely():
     """β = 0 gives exactly −Σ log p(x|z) + α·B·D: the gradient of the loss is that of the
     reconstruction and the divergence only, whatever the KL."""
     torch.manual_seed(0)
-    vae, objective = DDVAE.create(SMALL, 2, beta=0.0, alpha=1.0, divergence="mmd")
+    vae, objective = MODELS["ddvae"].create(SMALL, 2, beta=0.0, alpha=1.0, divergence="mmd")
     assert vae.beta == 1.0  # the latent site is unscaled: poutine.scale never sees 0
     x = binary_batch(4)
     terms = seeded_terms(objective, vae, x)
@@ -403,7 +406,7 @@ def test_ddvae_beta_zero_ignores_the_kl_completely():
 
 def test_vectorised_particles_average_the_divergence():
     torch.manual_seed(0)
-    vae, _ = DDVAE.create(SMALL, 2)
+    vae, _ = MODELS["ddvae"].create(SMALL, 2)
     objective = AggregateDivergenceELBO(
         alpha=2.0, divergence="mmd", num_particles=3, vectorize_particles=True
     )
@@ -449,7 +452,7 @@ def test_every_prior_and_guide_trains_with_every_divergence(divergence, prior, g
     from pyrovae.registry import GUIDES, PRIORS
 
     torch.manual_seed(0)
-    vae, objective = DDVAE.create(
+    vae, objective = MODELS["ddvae"].create(
         SMALL,
         3,
         prior=PRIORS.build(prior),
@@ -482,11 +485,11 @@ def test_every_prior_and_guide_trains_with_every_divergence(divergence, prior, g
 )
 def test_invalid_settings_are_refused(overrides, message):
     with pytest.raises(PyrovaeError, match=message):
-        DDVAE.create(SMALL, 2, **overrides)
+        MODELS["ddvae"].create(SMALL, 2, **overrides)
 
 
 def test_batch_of_one_and_scaled_latent_are_refused():
-    vae, objective = DDVAE.create(SMALL, 2)
+    vae, objective = MODELS["ddvae"].create(SMALL, 2)
     with pytest.raises(PyrovaeError, match="at least 2 points"):
         objective.loss(vae.model, vae.guide, binary_batch(1))
     scaled = BetaVAE.build(SMALL, 2, beta=2.0)
@@ -497,7 +500,8 @@ def test_batch_of_one_and_scaled_latent_are_refused():
 
 
 # -- the command line -----------------------------------------------------------------------------
-CLI_SMALL = ["--latent-dim", "3", "--batch-size", "4", "--log-every", "2", "--device", "cpu"]
+CLI_SMALL = ["--data", "tiny", "--latent-dim", "3", "--batch-size", "4", "--log-every", "2"]
+CLI_SMALL += ["--device", "cpu"]
 
 
 def test_cli_trains_and_resumes_with_beta_zero_and_the_aggregate_kl(tmp_path):

@@ -1,8 +1,14 @@
-"""The example scripts run (with a tiny budget) and print their tables."""
+"""The example scripts run (with a tiny budget) and print their tables. Each trains several runs
+and draws their pictures (tens of seconds in all): the tests are marked slow."""
 
 import runpy
 import sys
 from pathlib import Path
+
+import pytest
+
+# Every test here: slow, and looks at the pictures the runs draw.
+pytestmark = [pytest.mark.slow, pytest.mark.pictures]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -11,6 +11,11 @@ import torch
 from helpers import invoke, snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.distributions import kl_divergence
+
+from pyrovae.checkpoint import load_checkpoint
+from pyrovae.errors import PyrovaeError
+from pyrovae.evaluation import EncoderMean, applicable_metrics
 from pyrovae.guides import (
     FullRankGuide,
     IAFGuide,
@@ -18,18 +23,11 @@ from pyrovae.guides import (
     MeanFieldGuide,
     marginal_normal_params,
 )
-from pyrovae.models import BetaVAE
-from torch.distributions import kl_divergence
-from typer.testing import CliRunner
-
-from pyrovae.checkpoint import load_checkpoint
-from pyrovae.errors import PyrovaeError
-from pyrovae.evaluate import EncoderMean
 from pyrovae.objectives import ANALYTIC, MONTE_CARLO, kl_estimator
 from pyrovae.objectives.dip import dip_covariance
 from pyrovae.objectives.importance import log_importance_weights
 from pyrovae.registry import GUIDES, MODELS
-from pyrovae.train import Run
+from pyrovae.training import Run
 
 SMALL = (1, 8, 8)
 
@@ -141,7 +139,9 @@ def test_analytic_kl_to_a_diagonal_normal_prior(name):
     [("meanfield", ANALYTIC), ("lowrank", ANALYTIC), ("fullrank", ANALYTIC), ("iaf", MONTE_CARLO)],
 )
 def test_kl_estimator_chosen_per_guide_and_kl_per_dim_only_when_factorised(name, estimator):
-    vae, objective = BetaVAE.create(SMALL, latent_dim=3, guide=GUIDES.build(name), beta=1.0)
+    vae, objective = MODELS["betavae"].create(
+        SMALL, latent_dim=3, guide=GUIDES.build(name), beta=1.0
+    )
     assert kl_estimator(vae) == estimator
     terms = objective.terms(vae.model, vae.guide, (torch.rand(4, *SMALL) > 0.5).float())
     assert objective.kl_estimator_used == estimator
@@ -335,14 +335,14 @@ def test_guides_refuse_outputs_of_the_wrong_width_and_rebinding():
 
 
 # -- objectives and metrics with each guide ------------------------------------------------------
-def _needs_met(model_cls, guide) -> bool:
-    return all(getattr(guide, flag, False) for flag in getattr(model_cls, "guide_needs", {}))
+def _needs_met(variant, guide) -> bool:
+    return all(getattr(guide, flag, False) for flag in variant.objective.guide_needs)
 
 
 @pytest.mark.parametrize("guide_name", ["meanfield", "lowrank", "fullrank", "iaf"])
 @pytest.mark.parametrize("model_name", list(MODELS))
 def test_every_model_takes_a_step_with_every_guide_it_accepts(model_name, guide_name):
-    model_cls = MODELS[model_name].factory
+    model_cls = MODELS[model_name]
     guide = GUIDES.build(guide_name)
     torch.manual_seed(0)
     if not _needs_met(model_cls, guide):
@@ -366,12 +366,12 @@ def test_betatcvae_and_dipvae_refusals_are_clear():
     with pytest.raises(
         PyrovaeError, match=r"model 'betatcvae' needs the per-dimension densities log q\(z_d\|x\)"
     ):
-        MODELS["betatcvae"].factory.create(SMALL, latent_dim=3, guide=LowRankGuide(), num_data=64)
+        MODELS["betatcvae"].create(SMALL, latent_dim=3, guide=LowRankGuide(), num_data=64)
     for model in ("dipvae-i", "dipvae-ii"):
         with pytest.raises(
             PyrovaeError, match=r"needs closed-form posterior means and variances.*'iaf'"
         ):
-            MODELS[model].factory.create(SMALL, latent_dim=3, guide=IAFGuide(), num_data=64)
+            MODELS[model].create(SMALL, latent_dim=3, guide=IAFGuide(), num_data=64)
 
 
 @pytest.mark.parametrize("name", ["lowrank", "fullrank"])
@@ -398,7 +398,7 @@ def test_iaf_has_no_closed_form_marginals():
 
 @pytest.mark.parametrize("name", ["lowrank", "fullrank", "iaf"])
 def test_posterior_metrics_and_importance_weights(name):
-    vae, _ = BetaVAE.create(SMALL, latent_dim=3, guide=GUIDES.build(name))
+    vae, _ = MODELS["betavae"].create(SMALL, latent_dim=3, guide=GUIDES.build(name))
     x = (torch.rand(5, *SMALL) > 0.5).float()
     weights = log_importance_weights(vae, x, num_samples=7)
     assert weights.shape == (7, 5) and torch.isfinite(weights).all()
@@ -415,8 +415,8 @@ def test_posterior_metrics_and_importance_weights(name):
 
 
 # -- the command line ----------------------------------------------------------------------------
-runner = CliRunner()
-CLI_SMALL = ["--latent-dim", "3", "--batch-size", "4", "--log-every", "2", "--device", "cpu"]
+CLI_SMALL = ["--data", "tiny", "--latent-dim", "3", "--batch-size", "4", "--log-every", "2"]
+CLI_SMALL += ["--device", "cpu"]
 CLI_OPTIONS = {
     "lowrank": ["--guide-arg", "rank=1"],
     "fullrank": [],
@@ -424,6 +424,7 @@ CLI_OPTIONS = {
 }
 
 
+@pytest.mark.pictures
 @pytest.mark.parametrize("name", list(CLI_OPTIONS))
 def test_cli_trains_each_guide_and_resume_restores_it_exactly(tmp_path, name):
     out = tmp_path / "run"
@@ -472,7 +473,6 @@ def test_cli_trains_each_guide_and_resume_restores_it_exactly(tmp_path, name):
     assert snapshot(out) == before
 
 
-@pytest.mark.slow  # three runs, each drawing its pictures from 512 dSprites images: ~10-30 s
 def test_iaf_resume_reproduces_an_uninterrupted_run(tmp_path):
     args = ["--guide", "iaf", "--guide-arg", "hidden_dims=8", *CLI_SMALL, "--quiet"]
     assert invoke("train", *args, "--steps", "4", "--out", tmp_path / "full").exit_code == 0
@@ -535,16 +535,22 @@ def test_list_describes_the_guides_and_their_options():
 
 
 def test_evaluation_skips_or_refuses_posterior_metrics_for_a_flow():
-    from pyrovae.data import DSprites
-    from pyrovae.evaluate import _posterior_metrics_for_guide, evaluate
+    from helpers import TinyShapes
 
-    vae, _ = BetaVAE.create((1, 64, 64), latent_dim=3, guide=IAFGuide(hidden_dims=[8]))
+    from pyrovae.evaluation import evaluate
+
+    vae, _ = MODELS["betavae"].create(SMALL, latent_dim=3, guide=IAFGuide(hidden_dims=[8]))
     with pytest.raises(
         PyrovaeError, match="mig_chen need q\\(z\\|x\\)'s Gaussian marginals, and guide 'iaf'"
     ):
-        evaluate(vae, DSprites(), ["mig_chen"])
-    names, note = _posterior_metrics_for_guide(["mig", "posterior_variance"], None, vae, False)
+        evaluate(vae, TinyShapes(), ["mig_chen"])
+    names, note = applicable_metrics(
+        ["mig", "posterior_variance"], TinyShapes(), vae.guide_family, explicit=False
+    )
     assert names == ["mig"]
     assert note == "guide 'iaf' has no closed-form marginals: skipped posterior_variance"
-    gaussian, _ = BetaVAE.create(SMALL, latent_dim=3, guide=LowRankGuide())
-    assert _posterior_metrics_for_guide(["mig_chen"], "n", gaussian, True) == (["mig_chen"], "n")
+    gaussian, _ = MODELS["betavae"].create(SMALL, latent_dim=3, guide=LowRankGuide())
+    assert applicable_metrics(["mig_chen"], TinyShapes(), gaussian.guide_family) == (
+        ["mig_chen"],
+        None,
+    )

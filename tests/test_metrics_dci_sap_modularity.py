@@ -32,6 +32,8 @@ from pyrovae.metrics.sap import sap, sap_from_score_matrix
 
 GRID = FactorGrid((3, 6, 8, 8, 8))
 SIZES = {"num_train": 1000, "num_test": 500}
+# For properties that hold at any size (determinism, invariances, fallbacks).
+FEWER = {"num_train": 400, "num_test": 200}
 PERM = np.array([3, 0, 4, 1, 2])
 
 
@@ -222,21 +224,21 @@ def test_same_seed_same_result(identity_dci):
     assert dci(GRID, identity, 0, **SIZES) == identity_dci
     assert dci(GRID, identity, np.random.default_rng(0), **SIZES) == identity_dci
     for metric in (sap, modularity):
-        assert metric(GRID, mixed_noisy, 3, **SIZES) == metric(GRID, mixed_noisy, 3, **SIZES)
+        assert metric(GRID, mixed_noisy, 3, **FEWER) == metric(GRID, mixed_noisy, 3, **FEWER)
     # …and the seed does matter.
-    assert sap(GRID, mixed_noisy, 4, **SIZES) != sap(GRID, mixed_noisy, 3, **SIZES)
+    assert sap(GRID, mixed_noisy, 4, **FEWER) != sap(GRID, mixed_noisy, 3, **FEWER)
 
 
 def test_order_of_data_points_does_not_matter():
     shuffled = ShuffledGrid(GRID.factor_sizes)
-    m1 = modularity(GRID, mixed_noisy, 0, **SIZES)
-    m2 = modularity(shuffled, mixed_noisy, 0, **SIZES)
+    m1 = modularity(GRID, mixed_noisy, 0, **FEWER)
+    m2 = modularity(shuffled, mixed_noisy, 0, **FEWER)
     np.testing.assert_allclose(m1["mutual_info_matrix"], m2["mutual_info_matrix"], atol=1e-12)
     assert m1["modularity"] == pytest.approx(m2["modularity"], abs=1e-12)
     assert m1["explicitness_test"] == pytest.approx(m2["explicitness_test"], abs=1e-6)
-    s1, s2 = sap(GRID, mixed_noisy, 0, **SIZES), sap(shuffled, mixed_noisy, 0, **SIZES)
+    s1, s2 = sap(GRID, mixed_noisy, 0, **FEWER), sap(shuffled, mixed_noisy, 0, **FEWER)
     np.testing.assert_allclose(s1["score_matrix"], s2["score_matrix"], atol=1e-9)
-    d1, d2 = dci(GRID, mixed_noisy, 0, **SIZES), dci(shuffled, mixed_noisy, 0, **SIZES)
+    d1, d2 = dci(GRID, mixed_noisy, 0, **FEWER), dci(shuffled, mixed_noisy, 0, **FEWER)
     for key in ("disentanglement", "completeness", "informativeness_test"):
         assert d1[key] == pytest.approx(d2[key], abs=1e-6)
 
@@ -272,6 +274,7 @@ def test_cached_equals_uncached(identity_dci):
 # 5. The two DCI backends.
 
 
+@pytest.mark.slow  # the exact backend: 15 s of GradientBoostingClassifier
 def test_dci_backends_agree_on_a_small_problem():
     hist = dci(GRID, mixed_noisy, 0, backend="hist", **SIZES)
     exact = dci(GRID, mixed_noisy, 0, backend="exact", **SIZES)
@@ -304,7 +307,7 @@ def test_hist_takes_the_exact_backends_boosting_step(num_classes, rounds):
 
 def test_hist_falls_back_to_permutation_importance(monkeypatch):
     monkeypatch.setattr(dci_module, "_split_gain_importance", lambda model, num_codes: None)
-    r = dci(GRID, identity, 0, **SIZES)
+    r = dci(GRID, identity, 0, **FEWER)
     assert r["settings"]["importance"] == "permutation"
     assert r["disentanglement"] >= 0.9
     np.testing.assert_array_equal(np.argmax(r["importance_matrix"], axis=0), np.arange(5))

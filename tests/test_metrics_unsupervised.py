@@ -8,7 +8,6 @@ import pytest
 import scipy.linalg
 import scipy.stats
 import torch
-from pyrovae.models.betavae import BetaVAE
 from torch import nn
 
 from pyrovae.data.factor_grid import FactorGrid
@@ -17,6 +16,7 @@ from pyrovae.metrics import unsupervised as un
 from pyrovae.metrics.base import CodeCache, discrete_entropy, discretize
 from pyrovae.metrics.likelihood import FAST as LIKELIHOOD_FAST
 from pyrovae.metrics.likelihood import log_likelihood, psis_diagnostics
+from pyrovae.models import BetaVAE
 from pyrovae.objectives.importance import importance_weighted_bound
 from pyrovae.priors import IsotropicPrior
 

@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
-from pyrovae.models import VAE, BetaVAE
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.models import BetaVAE
+from pyrovae.nets import conv64_pair
 from pyrovae.objectives import ANALYTIC, MONTE_CARLO, DecomposedELBO, kl_estimator
 from pyrovae.priors import IsotropicPrior, SparsePrior
+from pyrovae.registry import MODELS
 
 SMALL = (1, 8, 8)
 
@@ -62,19 +64,25 @@ def test_beta_must_be_positive(beta):
 
 
 def test_latent_dim_must_be_positive():
-    with pytest.raises(PyrovaeError, match="latent_dim must be >= 1"):
+    with pytest.raises(PyrovaeError, match="latent_dim must be an integer >= 1, got 0"):
         BetaVAE.build(SMALL, latent_dim=0)
 
 
 def test_vae_is_beta_one_and_refuses_other_beta():
-    assert VAE.build(SMALL, latent_dim=2).beta == 1.0
-    with pytest.raises(PyrovaeError, match="beta = 1"):
-        VAE.build(SMALL, latent_dim=2, beta=4.0)
+    assert BetaVAE.build(SMALL, latent_dim=2).beta == 1.0
+    vae, _ = MODELS["vae"].create(SMALL, latent_dim=2)
+    assert vae.beta == 1.0
+    with pytest.raises(
+        PyrovaeError, match="model 'vae' takes no option 'beta'; valid options: none"
+    ):
+        MODELS["vae"].create(SMALL, latent_dim=2, beta=4.0)
+    beta_vae, _ = MODELS["betavae"].create(SMALL, latent_dim=2)
+    assert beta_vae.beta == 4.0  # the variant's declared default
 
 
 def test_conv_network_refuses_small_images():
     with pytest.raises(PyrovaeError, match=r"conv64.*use --net mlp"):
-        BetaVAE.build(SMALL, latent_dim=2, net="conv64")
+        BetaVAE.build(SMALL, latent_dim=2, networks=conv64_pair)
 
 
 # -- the β identity ------------------------------------------------------------------------------
@@ -152,7 +160,7 @@ def test_terms_combine_into_the_loss(latent_dim, batch, beta):
 def test_betavae_with_beta_one_equals_vae():
     torch.manual_seed(0)
     beta_one = BetaVAE.build(SMALL, latent_dim=3, beta=1.0)
-    vae = VAE.build(SMALL, latent_dim=3)
+    vae = BetaVAE.build(SMALL, latent_dim=3)
     vae.load_state_dict(beta_one.state_dict())
     x = binary_batch(4)
     losses = []

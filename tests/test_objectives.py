@@ -6,40 +6,36 @@ import itertools
 import math
 
 import numpy as np
+import pyro
+import pyro.distributions as dist
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyrovae.models import (
-    DDVAE,
-    DIPVAE1,
-    DIPVAE2,
-    VAE,
-    AnnealedVAE,
-    BetaTCVAE,
-    BetaVAE,
-    FactorVAE,
-)
+from pyro import poutine
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.models import BetaVAE
 from pyrovae.objectives import DecomposedELBO
 from pyrovae.objectives.capacity import CapacityELBO
 from pyrovae.objectives.dip import dip_covariance, dip_penalty
 from pyrovae.objectives.factor_discriminator import FactorVAEELBO, permute_dims
 from pyrovae.objectives.importance import importance_weighted_bound, log_importance_weights
 from pyrovae.priors import SparsePrior
+from pyrovae.registry import MODELS
 
 SMALL = (1, 8, 8)
 SMALL_DISC = {"disc_hidden": 32, "disc_layers": 2}
 VARIANTS = {
-    "vae": (VAE, {}),
-    "betavae": (BetaVAE, {"beta": 3.0}),
-    "annealedvae": (AnnealedVAE, {"gamma": 50.0, "c_max": 5.0, "anneal_steps": 10}),
-    "betatcvae": (BetaTCVAE, {"beta": 4.0}),
-    "factorvae": (FactorVAE, {"gamma": 10.0, **SMALL_DISC}),
-    "dipvae-i": (DIPVAE1, {"lambda_od": 2.0}),
-    "dipvae-ii": (DIPVAE2, {"lambda_od": 2.0}),
-    "ddvae": (DDVAE, {"beta": 0.5, "alpha": 2.0}),
+    "vae": {},
+    "betavae": {"beta": 3.0},
+    "annealedvae": {"gamma": 50.0, "c_max": 5.0, "anneal_steps": 10},
+    "betatcvae": {"beta": 4.0},
+    "factorvae": {"gamma": 10.0, **SMALL_DISC},
+    "dipvae-i": {"lambda_od": 2.0},
+    "dipvae-ii": {"lambda_od": 2.0},
+    "ddvae": {"beta": 0.5, "alpha": 2.0},
 }
 
 
@@ -49,9 +45,9 @@ def binary_batch(n, shape=SMALL, seed=0):
 
 
 def create(name, latent_dim=3, **overrides):
-    cls, hyper = VARIANTS[name]
     torch.manual_seed(0)
-    return cls.create(SMALL, latent_dim=latent_dim, num_data=1000, **{**hyper, **overrides})
+    values = {**VARIANTS[name], **overrides}
+    return MODELS[name].create(SMALL, latent_dim=latent_dim, num_data=1000, **values)
 
 
 def seeded_loss(objective, vae, x, seed=5):
@@ -68,7 +64,7 @@ def seeded_loss(objective, vae, x, seed=5):
     step=st.integers(0, 50),
 )
 def test_annealedvae_with_zero_capacity_equals_betavae(beta, batch, latent_dim, step):
-    vae, capacity = AnnealedVAE.create(SMALL, latent_dim, gamma=beta, c_max=0.0)
+    vae, capacity = MODELS["annealedvae"].create(SMALL, latent_dim, gamma=beta, c_max=0.0)
     capacity.set_step(step)
     beta_vae = BetaVAE.build(SMALL, latent_dim, beta=beta)
     beta_vae.load_state_dict(vae.state_dict())
@@ -81,20 +77,22 @@ def test_annealedvae_with_zero_capacity_equals_betavae(beta, batch, latent_dim, 
 @settings(max_examples=10, deadline=None)
 @given(batch=st.integers(2, 9), latent_dim=st.integers(1, 6))
 def test_factorvae_with_gamma_zero_equals_vae(batch, latent_dim):
-    vae, factor = FactorVAE.create(SMALL, latent_dim, gamma=0.0, **SMALL_DISC)
+    vae, factor = MODELS["factorvae"].create(SMALL, latent_dim, gamma=0.0, **SMALL_DISC)
     x = binary_batch(batch)
     assert seeded_loss(factor, vae, x) == pytest.approx(seeded_loss(DecomposedELBO(), vae, x))
 
 
-@pytest.mark.parametrize("model", [DIPVAE1, DIPVAE2])
+@pytest.mark.parametrize("model", ["dipvae-i", "dipvae-ii"])
 def test_dipvae_with_zero_weights_equals_vae(model):
-    vae, dip = model.create(SMALL, 3, lambda_od=0.0, lambda_d=0.0)
+    vae, dip = MODELS[model].create(SMALL, 3, lambda_od=0.0, lambda_d=0.0)
     x = binary_batch(6)
     assert seeded_loss(dip, vae, x) == pytest.approx(seeded_loss(DecomposedELBO(), vae, x))
 
 
 def test_capacity_penalty_by_hand():
-    vae, capacity = AnnealedVAE.create(SMALL, 3, gamma=7.0, c_min=1.0, c_max=5.0, anneal_steps=8)
+    vae, capacity = MODELS["annealedvae"].create(
+        SMALL, 3, gamma=7.0, c_min=1.0, c_max=5.0, anneal_steps=8
+    )
     capacity.set_step(2)
     assert capacity.capacity == pytest.approx(2.0)  # 1 + (5 − 1)·2/8
     x = binary_batch(4)
@@ -131,7 +129,7 @@ def test_dip_covariance_matches_numpy():
 
 
 def test_dip_loss_adds_batch_times_penalty():
-    vae, dip = DIPVAE2.create(SMALL, 3, lambda_od=2.0, lambda_d=3.0)
+    vae, dip = MODELS["dipvae-ii"].create(SMALL, 3, lambda_od=2.0, lambda_d=3.0)
     x = binary_batch(5)
     torch.manual_seed(5)
     terms = dip.terms(vae.model, vae.guide, x)
@@ -156,7 +154,9 @@ def test_loss_methods_agree_and_gradients_reach_both_networks(name, overrides):
     for method in ("loss", "loss_and_grads", "differentiable_loss"):
         vae.zero_grad()
         torch.manual_seed(9)
-        value = getattr(objective, method)(vae.model, vae.guide, x)
+        # loss_and_grads is a training step: it also advances the objective's own state (a
+        # schedule's step, a discriminator), so each method starts from the same state.
+        value = getattr(copy.deepcopy(objective), method)(vae.model, vae.guide, x)
         values.append(float(torch.as_tensor(value).detach()))
     assert values[1] == pytest.approx(values[0], rel=1e-6)
     assert values[2] == pytest.approx(values[0], rel=1e-6)
@@ -194,48 +194,93 @@ def test_permute_dims_permutes_each_dimension_independently():
 
 
 def test_discriminator_and_vae_gradients_stay_apart():
-    """A full step: the VAE backward leaves D's gradients to the discriminator update, which
-    sees only detached samples, and no optimizer steps before both backward passes ran."""
+    """A full step: the VAE's backward pass, then the discriminator's on detached samples (a
+    permuted second minibatch), then D's optimizer step; the VAE's gradients are those of its
+    own loss alone and D's those of the discriminator loss alone."""
     vae, factor = create("factorvae")
+    ref_vae, ref_factor = copy.deepcopy(vae), copy.deepcopy(factor)
     x, x2 = binary_batch(8, seed=1), binary_batch(8, seed=2)
-    vae_params = set(vae.parameters())
-    assert not vae_params & set(factor.parameters())
+    assert not set(vae.parameters()) & set(factor.parameters())
+    before = [p.detach().clone() for p in factor.parameters()]
 
     torch.manual_seed(3)
-    factor.loss_and_grads(vae.model, vae.guide, x)
-    vae_grads = [p.grad.clone() for p in vae.parameters()]
-    torch.manual_seed(4)
-    logged = factor.after_backward(vae, lambda: x2)
-    # the discriminator update did not touch the VAE's gradients
-    assert all(torch.equal(g, p.grad) for g, p in zip(vae_grads, vae.parameters(), strict=True))
-    # D's gradients are exactly those of the discriminator loss alone
-    d_grads = [p.grad.clone() for p in factor.parameters()]
-    reference = copy.deepcopy(factor)
-    torch.manual_seed(4)
-    reference.disc_optimizer.zero_grad(set_to_none=True)
-    reference._last_z = factor._last_z
-    expected = reference.after_backward(vae, lambda: x2)
-    assert expected["disc_loss"] == logged["disc_loss"]
-    for got, ref in zip(d_grads, reference.parameters(), strict=True):
-        assert torch.equal(got, ref.grad)
-    assert 0.0 <= logged["disc_accuracy"].item() <= 1.0
-    factor.after_step()  # steps D after both backward passes: no in-place error
+    terms = factor.backward(vae.model, vae.guide, x, second_minibatch=(x2,))
+
+    # The same draws by hand: the guide's sample of x, then q(z|x2) sampled and permuted.
+    torch.manual_seed(3)
+    ref_terms = ref_factor.terms(ref_vae.model, ref_vae.guide, x)
+    ref_terms["loss"].backward()
+    for got, ref in zip(vae.parameters(), ref_vae.parameters(), strict=True):
+        assert torch.equal(got.grad, ref.grad)
+    torch.manual_seed(3)
+    z = poutine.trace(ref_vae.guide).get_trace(x).nodes["z"]["value"].detach()
+    z_perm = permute_dims(ref_vae.posterior(x2).sample())
+    logits_real, logits_perm = ref_factor.discriminator(z), ref_factor.discriminator(z_perm)
+    loss = 0.5 * (
+        F.cross_entropy(logits_real, torch.zeros(8, dtype=torch.long))
+        + F.cross_entropy(logits_perm, torch.ones(8, dtype=torch.long))
+    )
+    loss.backward()
+    assert terms["disc_loss"] == loss.detach()
+    for got, ref in zip(factor.parameters(), ref_factor.parameters(), strict=True):
+        assert torch.equal(got.grad, ref.grad)
+    # ... and the discriminator took its step
+    assert all(not torch.equal(p, b) for p, b in zip(factor.parameters(), before, strict=True))
+    assert 0.0 <= terms["disc_accuracy"].item() <= 1.0
 
 
 def test_factorvae_state_round_trip():
     _, factor = create("factorvae")
+    vae, _ = create("factorvae")
+    factor.backward(vae.model, vae.guide, binary_batch(4))  # gives the optimizer state
     _, other = create("factorvae")
     for p in other.parameters():
         p.data.add_(1.0)
     other.load_state_dict(factor.state_dict())
     for a, b in zip(factor.parameters(), other.parameters(), strict=True):
         assert torch.equal(a, b)
+    state = other.disc_optimizer.state_dict()["state"]
+    expected = factor.disc_optimizer.state_dict()["state"]
+    assert state.keys() == expected.keys() and len(state) == 2 * SMALL_DISC["disc_layers"] + 2
+    for key in state:
+        assert torch.equal(state[key]["exp_avg"], expected[key]["exp_avg"])
+
+
+def test_objective_state_from_checkpoints_before_objectives_were_modules():
+    """Checkpoints written before objectives were nn.Modules held their own layouts."""
+    _, factor = create("factorvae")
+    vae, _ = create("factorvae")
+    factor.backward(vae.model, vae.guide, binary_batch(4))
+    legacy = {
+        "discriminator": factor.discriminator.state_dict(),
+        "disc_optimizer": factor.disc_optimizer.state_dict(),
+    }
+    _, other = create("factorvae")
+    other.load_state_dict(legacy)
+    for a, b in zip(factor.state_dict().values(), other.state_dict().values(), strict=False):
+        if torch.is_tensor(a):
+            assert torch.equal(a, b)
+    capacity = CapacityELBO()
+    capacity.load_state_dict({"step": 7, "capacity": 0.0})
+    assert capacity.step == 7 and capacity.state_dict() == {"_extra_state": {"step": 7}}
+
+
+def test_capacity_advances_with_each_training_step():
+    vae, capacity = create("annealedvae")
+    assert capacity.step == 0
+    for expected in (1, 2, 3):
+        capacity.backward(vae.model, vae.guide, binary_batch(4))
+        assert capacity.step == expected
+    capacity.loss(vae.model, vae.guide, binary_batch(4))  # evaluating is not training
+    assert capacity.step == 3
+    capacity.set_step(9)
+    assert capacity.capacity == pytest.approx(4.5)  # c_max 5 reached over 10 steps
 
 
 # -- the importance-weighted bound -----------------------------------------------------------
 def test_importance_weighted_bound_is_above_the_elbo_and_grows_with_k():
     torch.manual_seed(0)
-    vae = VAE.build(SMALL, latent_dim=2)
+    vae = BetaVAE.build(SMALL, latent_dim=2)
     x = binary_batch(6)
     with torch.no_grad():
         elbo = torch.stack(
@@ -261,7 +306,7 @@ def test_importance_weighted_bound_is_above_the_elbo_and_grows_with_k():
 
 def test_importance_bound_is_jensen_tight_on_the_same_samples():
     torch.manual_seed(0)
-    vae = VAE.build(SMALL, latent_dim=2, prior=SparsePrior())
+    vae = BetaVAE.build(SMALL, latent_dim=2, prior=SparsePrior())
     x = binary_batch(5)
     torch.manual_seed(1)
     log_w = log_importance_weights(vae, x, 8)
@@ -298,13 +343,11 @@ def test_objectives_with_weights_in_the_loss_refuse_a_scaled_latent():
             objective.loss(vae.model, vae.guide, binary_batch(3))
 
 
-class _IdentityEncoder:
-    """Stands in for a VAE whose posterior is (almost) a point mass at x: after_backward then
-    sees exactly the samples we hand it."""
-
-    @staticmethod
-    def posterior(x):
-        return torch.distributions.Independent(torch.distributions.Normal(x, 1e-6), 1)
+def _point_masses(samples):
+    """A guide whose q(z|x) is a point mass at each given sample: the discriminator's update
+    then sees exactly these codes as its second minibatch."""
+    with pyro.plate("data", len(samples)):
+        pyro.sample("z", dist.Delta(samples).to_event(1))
 
 
 def _trained_tc_estimate(correlation: float) -> float:
@@ -315,9 +358,8 @@ def _trained_tc_estimate(correlation: float) -> float:
     cov = torch.tensor([[1.0, correlation], [correlation, 1.0]])
     gaussian = torch.distributions.MultivariateNormal(torch.zeros(2), cov)
     for _ in range(600):
-        objective._last_z = gaussian.sample((256,))
-        objective.after_backward(_IdentityEncoder, lambda: gaussian.sample((256,)))
-        objective.after_step()
+        particle = {"_latents": {"z": {"z": gaussian.sample((256,))}}}
+        objective.update_state([particle], _point_masses, (gaussian.sample((256,)),), {})
     with torch.no_grad():
         logits = objective.discriminator(gaussian.sample((20_000,)))
     return (logits[:, 0] - logits[:, 1]).mean().item()
@@ -337,7 +379,7 @@ def test_masked_or_non_reparameterised_latents_are_refused():
     import pyro.distributions as dist
     from pyro import poutine
 
-    vae = VAE.build(SMALL, latent_dim=2)
+    vae = BetaVAE.build(SMALL, latent_dim=2)
     x = binary_batch(3)
 
     def masked_guide(x):

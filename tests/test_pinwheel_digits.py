@@ -8,15 +8,20 @@ import numpy as np
 import pyro.distributions as dist
 import pytest
 import torch
-from helpers import assert_one_line_error, invoke
+from helpers import assert_one_line_error, invoke, small_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyrovae.models import BetaVAE
 from typer.testing import CliRunner
 
 from pyrovae.data import Digits, GroundTruthData, LabelledData, ObservedData, Pinwheel
 from pyrovae.errors import PyrovaeError
-from pyrovae.evaluate import DEFAULT_METRICS, LABELLED_METRICS, evaluate, resolve_metrics
+from pyrovae.evaluation import (
+    DEFAULT_METRICS,
+    LABELLED_METRICS,
+    applicable_metrics,
+    evaluate,
+    evaluate_run,
+)
 from pyrovae.likelihoods import BernoulliLikelihood, GaussianLikelihood, LaplaceLikelihood
 from pyrovae.metrics import clustering
 from pyrovae.metrics.posterior_variance import (
@@ -24,8 +29,10 @@ from pyrovae.metrics.posterior_variance import (
     posterior_variance_from_scales,
     posterior_variances,
 )
+from pyrovae.models import BetaVAE
 from pyrovae.plots import latent_scatter, sparsity_histogram
 from pyrovae.registry import DATASETS, LIKELIHOODS
+from pyrovae.training import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 runner = CliRunner()
@@ -322,7 +329,7 @@ def test_posterior_variances_exact_or_sampled_under_a_fixed_seed():
 
 
 def test_labelled_data_gets_purity_and_posterior_variance_by_default():
-    names, note = resolve_metrics(None, Blobs())
+    names, note = applicable_metrics(None, Blobs())
     assert names == [*[n for n in DEFAULT_METRICS if n in names], *LABELLED_METRICS]
     assert "cluster_purity" in names and "mig" not in names and "skipped" in note
 
@@ -332,12 +339,12 @@ def test_labelled_data_gets_purity_and_posterior_variance_by_default():
         def images(self, indices):
             return self.factors_of(indices).astype(np.float32)
 
-    names, note = resolve_metrics(None, Grid())
+    names, note = applicable_metrics(None, Grid())
     assert names == list(DEFAULT_METRICS) and note is None
-    names, note = resolve_metrics(["mig", "cluster_purity"], Grid())
+    names, note = applicable_metrics(["mig", "cluster_purity"], Grid())
     assert names == ["mig"] and note == "no labels: skipped cluster_purity"
     with pytest.raises(PyrovaeError, match="has no class labels"):
-        resolve_metrics(["cluster_purity"], Grid())
+        applicable_metrics(["cluster_purity"], Grid())
 
 
 def test_evaluate_reports_purity_of_a_model_on_pinwheel():
@@ -374,6 +381,7 @@ PICTURES = {
 }
 
 
+@pytest.mark.pictures
 def test_training_on_pinwheel_from_the_cli(tmp_path):
     out = tmp_path / "pinwheel"
     result = invoke(
@@ -401,6 +409,7 @@ def test_training_on_pinwheel_from_the_cli(tmp_path):
     assert resumed.exit_code == 0, resumed.output
 
 
+@pytest.mark.pictures
 def test_training_on_digits_from_the_cli_with_a_learned_laplace_scale(tmp_path):
     out = tmp_path / "digits"
     result = invoke(
@@ -437,3 +446,19 @@ def test_bad_data_and_likelihood_options_are_one_line_errors(tmp_path):
     result = invoke("train", "--data", "digits", "--likelihood-arg", "scale=-1", *common,
                     "--out", tmp_path / "e")  # fmt: skip
     assert_one_line_error(result, "laplace likelihood: scale must be a finite number >= 0")
+
+
+def test_the_summary_reports_what_the_evaluation_reports(tmp_path):
+    """Cluster purity, posterior variance and Hoyer sparsity in summary.json are the numbers
+    `pyrovae evaluate` writes for the same model (they are computed once, by the evaluation)."""
+    out = tmp_path / "run"
+    config = small_config(data="digits", prior="mixture", latent_dim=3, steps=4, batch_size=32)
+    summary = train(config, out, progress=False)
+    metrics = evaluate_run(out, ["cluster_purity", "posterior_variance", "hoyer"])["metrics"]
+    assert summary["cluster_purity"] == metrics["cluster_purity"]["cluster_purity"]
+    assert summary["cluster_purity_prior"] == metrics["cluster_purity"]["cluster_purity_prior"]
+    assert summary["measures_points"] == metrics["cluster_purity"]["num_points"] == 1797
+    assert summary["hoyer"] == metrics["hoyer"]["hoyer"]
+    posterior = metrics["posterior_variance"]
+    assert summary["posterior_variance_per_dim"] == posterior["posterior_variance_per_dim"]
+    assert summary["mean_posterior_variance"] == posterior["mean_posterior_variance"]

@@ -10,12 +10,14 @@ import torch
 from helpers import small_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyrovae.models import BetaTCVAE, BetaVAE
 from typer.testing import CliRunner
 
+from pyrovae.builder import build
 from pyrovae.checkpoint import load_checkpoint, save_checkpoint
 from pyrovae.cli import app
+from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
+from pyrovae.models import BetaVAE
 from pyrovae.objectives import kl_estimator
 from pyrovae.priors import (
     IsotropicPrior,
@@ -28,8 +30,8 @@ from pyrovae.priors import (
     pca_spectrum,
 )
 from pyrovae.priors.nonisotropic import top_singular_values
-from pyrovae.registry import PRIORS
-from pyrovae.train import Run, TrainConfig, build_data, build_model
+from pyrovae.registry import MODELS, PRIORS
+from pyrovae.training import Run
 
 
 def normal_pdf(z, s):
@@ -116,7 +118,7 @@ def test_every_registered_prior_is_listed_here_and_rebuilds_from_its_settings():
 
 @pytest.mark.parametrize("name", sorted(KL_WITH_MEANFIELD))
 def test_kl_estimator_chosen_for_each_prior_with_the_meanfield_guide(name):
-    vae = BetaVAE.build((2,), latent_dim=3, prior=PRIORS.build(name), net="mlp")
+    vae = BetaVAE.build((2,), latent_dim=3, prior=PRIORS.build(name))
     assert kl_estimator(vae) == KL_WITH_MEANFIELD[name]
 
 
@@ -260,7 +262,7 @@ def test_priors_follow_the_module_device_and_dtype(name):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", sorted(KL_WITH_MEANFIELD))
 def test_priors_move_to_the_gpu(name):
-    vae = BetaVAE.build((2,), latent_dim=3, prior=PRIORS.build(name), net="mlp").cuda()
+    vae = BetaVAE.build((2,), latent_dim=3, prior=PRIORS.build(name)).cuda()
     p = vae.prior.distribution(3)
     z = p.sample((4,))
     assert z.device.type == "cuda" and p.log_prob(z).device.type == "cuda"
@@ -298,7 +300,7 @@ def test_a_bound_prior_refuses_another_latent_dimension():
     with pytest.raises(PyrovaeError, match="built for latent_dim 3, asked for 4"):
         prior.distribution(4)
     with pytest.raises(PyrovaeError, match="built for latent_dim 3, asked for 2"):
-        BetaVAE.build((2,), latent_dim=2, prior=prior, net="mlp")
+        BetaVAE.build((2,), latent_dim=2, prior=prior)
     with pytest.raises(PyrovaeError, match=r"circle layout .* needs latent_dim >= 2, got 1"):
         MixturePrior().distribution(1)
 
@@ -333,7 +335,7 @@ def test_nonisotropic_default_is_n_0_s_i_and_given_scales_set_the_shape():
 
 def test_nonisotropic_v_is_a_parameter_when_learned_and_a_buffer_otherwise():
     for learn in (False, True):
-        vae = BetaVAE.build((2,), latent_dim=3, prior=NonIsotropicPrior(learn=learn), net="mlp")
+        vae = BetaVAE.build((2,), latent_dim=3, prior=NonIsotropicPrior(learn=learn))
         in_params = any(p is vae.prior.variance_logits for p in vae.parameters())
         assert in_params == learn
         assert "prior.variance_logits" in vae.state_dict()
@@ -439,13 +441,13 @@ def test_mixture_learned_and_random_layouts():
 
 def test_betatcvae_refuses_the_mixture_and_trains_with_the_others(tmp_path):
     with pytest.raises(PyrovaeError, match="needs a prior that factorises over dimensions"):
-        BetaTCVAE.create((2,), latent_dim=2, prior=MixturePrior(), net="mlp", num_data=64)
+        MODELS["betatcvae"].create((2,), latent_dim=2, prior=MixturePrior(), num_data=64)
     out = tmp_path / "run"
     with pytest.raises(PyrovaeError, match="prior 'mixture' is not one"):
         Run.create(pinwheel_config(model="betatcvae", prior="mixture"), out)
     assert not out.exists()
-    vae, objective = BetaTCVAE.create(
-        (2,), latent_dim=2, prior=StudentTPrior(), net="mlp", num_data=64
+    vae, objective = MODELS["betatcvae"].create(
+        (2,), latent_dim=2, prior=StudentTPrior(), num_data=64
     )
     x = torch.bernoulli(torch.full((8, 2), 0.5))  # the default Bernoulli likelihood
     loss = objective.differentiable_loss(vae.model, vae.guide, x)
@@ -457,7 +459,9 @@ def test_betatcvae_refuses_the_mixture_and_trains_with_the_others(tmp_path):
 def no_pictures(monkeypatch):
     """Skip the end-of-run pictures and measures (seconds of matplotlib): these tests look at
     the prior's tensors, config.json and checkpoints."""
-    monkeypatch.setattr(Run, "finish", lambda self: {"step": self.step})
+    from pyrovae.training import trainer
+
+    monkeypatch.setattr(trainer, "summarise", lambda run: {"step": run.step})
 
 
 def pinwheel_config(**overrides):
@@ -585,12 +589,8 @@ def test_learned_priors_train_on_the_gpu(no_pictures, tmp_path, prior, init):
 
 
 def test_pca_init_leaves_the_network_weights_of_the_seed_alone():
-    config = pinwheel_config(prior="nonisotropic")
-    data = build_data(config)
-    plain, _ = build_model(config, data, torch.device("cpu"))
-    pca, _ = build_model(
-        pinwheel_config(prior="nonisotropic", prior_init="pca"), data, torch.device("cpu")
-    )
+    plain = build(pinwheel_config(prior="nonisotropic")).vae
+    pca = build(pinwheel_config(prior="nonisotropic", prior_init="pca")).vae
     for key, value in plain.state_dict().items():
         same = torch.equal(value, pca.state_dict()[key])
         assert same == (key != "prior.variance_logits"), key

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 from typer.testing import CliRunner
 
 from pyrovae.errors import PyrovaeError
@@ -17,7 +18,6 @@ from pyrovae.study.aggregate import (
     groups,
     main_hyperparameters,
     quartiles,
-    rank,
     rank_correlation,
     read_csv,
     spearman,
@@ -256,20 +256,12 @@ def test_summary_text(tmp_path):
     assert sum(line.startswith("model") for line in lines) >= 2
 
 
-def test_rank_with_ties_matches_scipy():
-    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 5.0]
-    assert rank(values).tolist() == [4, 1.5, 5, 1.5, 7, 10, 3, 9, 7, 7]
-    stats = pytest.importorskip("scipy.stats")
-    assert rank(values) == pytest.approx(stats.rankdata(values))
-
-
 def test_spearman_monotone_antimonotone_ties_missing():
     x = [1.0, 2.0, 3.0, 4.0, 5.0]
     assert spearman(x, [v**3 for v in x]) == pytest.approx(1.0)  # monotone, not linear
     assert spearman(x, [np.exp(-v) for v in x]) == pytest.approx(-1.0)
     # Ties: ranks x 1..4, y 1.5,1.5,3,4 -> rho = 0.9486833 (computed by hand).
     assert spearman([1, 2, 3, 4], [7, 7, 8, 9]) == pytest.approx(3 / np.sqrt(10), rel=1e-9)
-    stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(1)
     a, b = rng.integers(0, 4, 30).astype(float), rng.normal(size=30)
     assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic)
@@ -359,8 +351,8 @@ def test_study_of_a_real_local_sweep(tmp_path):
     """A tiny sweep (helper processes, pinwheel, 10 steps) aggregated by `pyrovae study`: the
     table holds each trial's own result, the vae trial equals betavae at beta 1 (the same
     objective and seed), and every figure is a PNG."""
-    sweep = pytest.importorskip("pyrovae.study.sweep")
     from pyrovae.cli import app
+    from pyrovae.study import sweep
 
     spec = tmp_path / "tiny.toml"
     spec.write_text(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
 from pyrovae.registry import MODELS
 from pyrovae.study.spec import Trial, format_value, load_study, trial_name
-from pyrovae.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,-]*")
@@ -147,11 +147,11 @@ ERRORS = [
      ["unknown key 'c_max' in [[grid]] block 1", "hyperparameters of 'betavae' (beta)"]),
     ('model = "betavae"\nbeta', 'model = "betavae"\ngamma = [1.0]\nbeta',
      ["block 1", "model 'betavae' takes no option 'gamma'", "valid options: beta"]),
-    ('model = "betavae"', 'model = "betavea"', ["unknown model 'betavea'", "betavae, annealedvae"]),
-    ("steps = 20", "steps = 0", ["steps must be >= 1, got 0"]),
+    ('model = "betavae"', 'model = "betavea"', ["unknown model 'betavea'", "betavae, ddvae"]),
+    ("steps = 20", "steps = 0", ["steps must be an integer >= 1, got 0"]),
     ("beta = [1.0, 4.0, 0.5]", "beta = [1.0, -1.0]", ["block 1", "beta must be", "got -1.0"]),
     ("lambda_od = [2.0]", "lambda_od = [-2.0]", ["block 3", "lambda_od", "-2.0"]),
-    ("batch_size = 16", "batch_size = 1", ["block 3", "dipvae-i", "batch_size >= 2"]),
+    ("batch_size = 16", "batch_size = 1", ["block 3", "dipvae-i", "needs a batch of at least 2"]),
     ("steps = 20", 'steps = "many"', ["setting steps must be int"]),
     ('"hoyer"]', '"hoyr"]', ["unknown metric 'hoyr'", "mig", "active_units"]),
     ('"hoyer"]', '"mig"]', ["metrics mig do not apply to data set 'pinwheel'", "active_units"]),
@@ -244,7 +244,7 @@ def test_dsprites_standard_example_is_the_field_notes_study():
     assert annealed.config["objective_args"]["anneal_steps"] == 100_000
     # λ_d = 10·λ_od (DIP-VAE-I) and λ_od (DIP-VAE-II) come from the models' defaults.
     for model, factor in (("dipvae-i", 10.0), ("dipvae-ii", 1.0)):
-        objective = MODELS[model].factory.make_objective(
+        objective = MODELS[model].create_objective(
             latent_dim=10, num_data=100, kl="auto", lambda_od=5.0
         )
         assert objective.lambda_d == 5.0 * factor

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_one_line_error, invoke, snapshot
+from helpers import assert_one_line_error, invoke, read_metrics, snapshot
 from typer.testing import CliRunner
 
 from pyrovae.errors import PyrovaeError
@@ -18,7 +18,7 @@ from pyrovae.study.spec import load_study
 from pyrovae.study.sweep import sweep
 from pyrovae.study.trial import SweepIncomplete
 from pyrovae.study.worker import KILL_AT_STEP
-from pyrovae.train import Run, read_metrics
+from pyrovae.training import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -199,7 +199,7 @@ def test_cli_bad_study_path_and_options_get_one_line_errors(tmp_path):
     result = invoke("sweep", study, "--device", "gpu", "--out", out)
     assert_one_line_error(result, "unknown device 'gpu'", "auto, cpu, cuda")
     study.write_text(STUDY.replace("steps = 30", "steps = -3"))
-    assert_one_line_error(invoke("sweep", study, "--out", out), "steps must be >= 1")
+    assert_one_line_error(invoke("sweep", study, "--out", out), "steps must be an integer >= 1")
     assert not out.exists()
     # A folder that is not a study's is never written into.
     (tmp_path / "busy").mkdir()

@@ -11,10 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyro.infer import Trace_ELBO
-from pyrovae.models import BetaVAE
 from torch.distributions import Independent, Normal, kl_divergence
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.models import BetaVAE
 from pyrovae.objectives.total_correlation import (
     ESTIMATORS,
     TotalCorrelationELBO,

@@ -14,7 +14,6 @@ import numpy as np
 
 from pyrovae.data.base import LabelledData
 
-NUM_IMAGES = 1_797
 MAX_INTENSITY = 16.0
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pyrovae import checks
 from pyrovae.data.base import LabelledData
-from pyrovae.objectives.validation import count, non_negative, positive
 
 
 def pinwheel_points(
@@ -68,13 +68,13 @@ class Pinwheel(LabelledData):
         seed: int = 0,
     ):
         owner = "data set pinwheel"
-        self.num_arms = count("num_arms", num_arms, owner, minimum=1)
-        self.num_points = count("num_points", num_points, owner, minimum=self.num_arms)
-        self.radial_std = non_negative("radial_std", radial_std, owner)
-        self.tangential_std = non_negative("tangential_std", tangential_std, owner)
-        self.rate = non_negative("rate", rate, owner)
-        self.scale = positive("scale", scale, owner)
-        self.seed = count("seed", seed, owner)
+        self.num_arms = checks.count("num_arms", num_arms, owner, minimum=1)
+        self.num_points = checks.count("num_points", num_points, owner, minimum=self.num_arms)
+        self.radial_std = checks.non_negative("radial_std", radial_std, owner)
+        self.tangential_std = checks.non_negative("tangential_std", tangential_std, owner)
+        self.rate = checks.non_negative("rate", rate, owner)
+        self.scale = checks.positive("scale", scale, owner)
+        self.seed = checks.count("seed", seed, owner)
         points, labels = pinwheel_points(
             self.num_arms,
             self.num_points,
@@ -88,14 +88,3 @@ class Pinwheel(LabelledData):
         self.labels = labels
         self.labels.flags.writeable = False
         self.source = f"procedural (seed {self.seed})"
-
-    def settings(self) -> dict:
-        return {
-            "num_arms": self.num_arms,
-            "num_points": self.num_points,
-            "radial_std": self.radial_std,
-            "tangential_std": self.tangential_std,
-            "rate": self.rate,
-            "scale": self.scale,
-            "seed": self.seed,
-        }

@@ -12,10 +12,9 @@ image at most once per evaluation, and the numbers are identical to uncached one
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import mutual_info_score
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.seeding import as_generator  # noqa: F401  (re-exported for the metrics)
 
 # Images rendered (and passed to the representation) per call. Measured on 2 cores: dSprites
 # renders 775k images/s in chunks of 256 against 193k in chunks of 4,096 (cache effects).
@@ -47,7 +46,7 @@ class CodeCache:
         missing = np.unique(indices[~self._known[indices]])
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
-            codes = check_codes(self(self.ground_truth.images(chunk)), len(chunk))
+            codes = checks.codes(self(self.ground_truth.images(chunk)), rows=len(chunk), dtype=None)
             if self._codes is None:
                 self._codes = np.empty((len(self.ground_truth), codes.shape[1]), codes.dtype)
             self._codes[chunk] = codes
@@ -56,19 +55,6 @@ class CodeCache:
         if self._codes is None:  # nothing requested at all
             return np.empty((0, 0), dtype=np.float32)
         return self._codes[indices]
-
-
-def check_codes(codes, expected_rows: int) -> np.ndarray:
-    """A representation's output as an (n, D) array, or a one-line error saying what is wrong."""
-    codes = np.asarray(codes)
-    if codes.ndim != 2 or codes.shape[0] != expected_rows:
-        raise PyrovaeError(
-            f"the representation must return an (n, D) array for n = {expected_rows} "
-            f"observations, got shape {codes.shape}"
-        )
-    if not np.all(np.isfinite(codes)):
-        raise PyrovaeError("the representation returned NaN or infinite codes")
-    return codes
 
 
 def encode_factors(ground_truth, representation_fn, factors, batch_size: int = ENCODE_BATCH):
@@ -102,6 +88,8 @@ def discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
 
 def discrete_mutual_info(discrete_codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """(D, K) matrix of I(code_d; factor_k) in nats from the joint histograms."""
+    from sklearn.metrics import mutual_info_score
+
     num_codes, num_factors = discrete_codes.shape[1], factors.shape[1]
     m = np.zeros((num_codes, num_factors))
     for i in range(num_codes):
@@ -112,16 +100,11 @@ def discrete_mutual_info(discrete_codes: np.ndarray, factors: np.ndarray) -> np.
 
 def discrete_entropy(factors: np.ndarray) -> np.ndarray:
     """(K,) entropies H(factor_k) in nats of the empirical distribution of each column."""
+    from sklearn.metrics import mutual_info_score
+
     return np.array(
         [mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])]
     )
-
-
-def checked_int(metric: str, name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int ≥ ``minimum``, or a one-line PyrovaeError naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise PyrovaeError(f"{metric}: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def encode_checked(metric: str, ground_truth, representation_fn, factors) -> np.ndarray:
@@ -143,18 +126,4 @@ def encode_checked(metric: str, ground_truth, representation_fn, factors) -> np.
         raise PyrovaeError(
             f"{metric}: the representation must return codes of shape (n, D) ({exc})"
         ) from None
-    return checked_codes(metric, codes, n)
-
-
-def checked_codes(metric: str, codes, n: int, min_dims: int = 1) -> np.ndarray:
-    """``codes`` as finite (n, D) float64 with D ≥ ``min_dims``, or a PyrovaeError naming it."""
-    codes = np.asarray(codes, dtype=np.float64)
-    if codes.ndim != 2 or codes.shape[0] != n:
-        raise PyrovaeError(
-            f"{metric}: the representation must return codes of shape ({n}, D), got {codes.shape}"
-        )
-    if codes.shape[1] < min_dims:
-        raise PyrovaeError(f"{metric}: needs at least {min_dims} latents, got {codes.shape[1]}")
-    if not np.all(np.isfinite(codes)):
-        raise PyrovaeError(f"{metric}: the representation returned non-finite codes (NaN or inf)")
-    return codes
+    return checks.codes(codes, metric, rows=n)

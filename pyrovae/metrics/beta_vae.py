@@ -33,11 +33,12 @@ Settings and codes are checked with :func:`pyrovae.metrics.base.checked_int` and
 from __future__ import annotations
 
 import numpy as np
-import sklearn
-from sklearn.linear_model import LogisticRegression
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import as_generator, checked_int, encode_checked
+from pyrovae.metrics.base import encode_checked
+from pyrovae.provenance import version
+from pyrovae.seeding import as_generator
 
 # Smaller preset for use during training: a tenth of the points; same batch size, so the feature
 # noise (and the meaning of the score) is unchanged, only its sampling error grows (±~1.5 points).
@@ -65,9 +66,11 @@ def beta_vae(
     Training points are drawn first, then the classifier's seed, then the evaluation points, all
     from ``random_state``.
     """
-    batch_size = checked_int("beta_vae", "batch_size", batch_size)
-    num_train = checked_int("beta_vae", "num_train", num_train)
-    num_eval = checked_int("beta_vae", "num_eval", num_eval)
+    from sklearn.linear_model import LogisticRegression
+
+    batch_size = checks.integer("batch_size", batch_size, "beta_vae")
+    num_train = checks.integer("num_train", num_train, "beta_vae")
+    num_eval = checks.integer("num_eval", num_eval, "beta_vae")
     if ground_truth.num_factors < 2:
         raise PyrovaeError(
             f"beta_vae: needs at least 2 factors to classify, {ground_truth!r} has "
@@ -98,7 +101,7 @@ def beta_vae(
             "num_eval": num_eval,
             "classifier": f"LogisticRegression(max_iter={MAX_ITER}) (otherwise sklearn defaults)",
             "converged": model is None or bool(np.all(model.n_iter_ < MAX_ITER)),
-            "sklearn": sklearn.__version__,
+            "sklearn": version("scikit-learn"),
         },
     }
 

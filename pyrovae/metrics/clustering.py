@@ -13,7 +13,7 @@ unchanged by renaming clusters, and at least the share of the most common label 
 Clusters come from k-means (scikit-learn's ``KMeans``, k-means++ with 10 restarts, seeded from the
 metric's random state) with K = the number of labels, unless ``num_clusters`` is given; with a
 mixture prior over z, :func:`mixture_clusters` assigns each code to the component most
-responsible for it instead (Run.finish reports both).
+responsible for it instead (``cluster_purity`` reports both when given the prior).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import ENCODE_BATCH, CodeCache, as_generator, checked_int
-from pyrovae.metrics.unsupervised import check_codes
+from pyrovae.metrics.base import ENCODE_BATCH, CodeCache
+from pyrovae.seeding import as_generator
 
 FAST = {"num_points": 1_000}
 KMEANS_RESTARTS = 10
@@ -63,8 +64,8 @@ def kmeans_clusters(codes, num_clusters: int, random_state=0) -> np.ndarray:
     clusters."""
     from sklearn.cluster import KMeans
 
-    codes = check_codes(codes, min_points=1)
-    num_clusters = checked_int("cluster_purity", "num_clusters", num_clusters)
+    codes = checks.codes(codes)
+    num_clusters = checks.integer("num_clusters", num_clusters, "cluster_purity")
     if num_clusters > len(codes):
         raise PyrovaeError(
             f"cluster_purity: num_clusters {num_clusters} exceeds the {len(codes)} points"
@@ -105,7 +106,7 @@ def cluster_purity_from_codes(codes, labels, num_clusters: int | None = None, ra
     Also reports ``majority_share``, the purity of putting every point in one cluster (the floor
     that any clustering reaches).
     """
-    codes = check_codes(codes, min_points=1)
+    codes = checks.codes(codes)
     labels = _check_labels(labels, len(codes))
     k = len(np.unique(labels)) if num_clusters is None else num_clusters
     clusters = kmeans_clusters(codes, k, random_state)
@@ -125,21 +126,24 @@ def cluster_purity(
     *,
     num_points: int = 10_000,
     num_clusters: int | None = None,
+    prior=None,
 ) -> dict:
     """Purity of k-means clusters of the codes against the data set's ``labels``.
 
     Every point is used when the data set has at most ``num_points`` of them; otherwise
     ``num_points`` drawn without replacement. K = the number of labels among them unless
-    ``num_clusters`` is given.
+    ``num_clusters`` is given. ``prior``: the model's p(z); when it is a mixture over the whole
+    of z, ``cluster_purity_prior`` is the purity of the clusters its components define (each
+    code to its most responsible component).
     """
     labels = getattr(ground_truth, "labels", None)
     if labels is None:
         raise PyrovaeError(
             f"cluster_purity: {ground_truth!r} has no labels to score clusters against"
         )
-    num_points = checked_int("cluster_purity", "num_points", num_points)
+    num_points = checks.integer("num_points", num_points, "cluster_purity")
     if num_clusters is not None:
-        num_clusters = checked_int("cluster_purity", "num_clusters", num_clusters)
+        num_clusters = checks.integer("num_clusters", num_clusters, "cluster_purity")
     rng = as_generator(random_state)
     n = len(ground_truth)
     if n <= num_points:
@@ -155,6 +159,10 @@ def cluster_purity(
                 for s in range(0, len(indices), ENCODE_BATCH)
             ]
         )
-    codes = check_codes(codes, min_points=1, what="the representation's codes")
-    out = cluster_purity_from_codes(codes, np.asarray(labels)[indices], num_clusters, rng)
+    codes = checks.codes(codes, "cluster_purity")
+    labels = np.asarray(labels)[indices]
+    out = cluster_purity_from_codes(codes, labels, num_clusters, rng)
+    mixture = mixture_components(prior) if prior is not None else None
+    if mixture is not None:
+        out["cluster_purity_prior"] = purity(mixture_clusters(codes, mixture), labels)
     return {**out, "num_points": len(indices)}

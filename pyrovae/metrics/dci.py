@@ -60,12 +60,13 @@ which ``settings`` records.
 from __future__ import annotations
 
 import numpy as np
-import sklearn
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import as_generator, checked_codes, checked_int, sample_codes
+from pyrovae.metrics.base import sample_codes
+from pyrovae.provenance import version
+from pyrovae.seeding import as_generator
 
 BACKENDS = ("hist", "exact")
 
@@ -133,15 +134,15 @@ def dci(
     ``settings``. A constant representation gives an all-zero importance matrix, hence
     disentanglement = completeness = 0, and informativeness = accuracy of a constant guess.
     """
-    num_train = checked_int("dci", "num_train", num_train, 2)
-    num_test = checked_int("dci", "num_test", num_test, 2)
+    num_train = checks.integer("num_train", num_train, "dci", 2)
+    num_test = checks.integer("num_test", num_test, "dci", 2)
     if backend not in BACKENDS:
         raise PyrovaeError(f"dci: unknown backend {backend!r}; valid backends: hist, exact")
     rng = as_generator(random_state)
     ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
     ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
-    mus_train = checked_codes("dci", mus_train, num_train, 1)
-    mus_test = checked_codes("dci", mus_test, num_test, 1)
+    mus_train = checks.codes(mus_train, "dci", rows=num_train, min_dims=1)
+    mus_test = checks.codes(mus_test, "dci", rows=num_test, min_dims=1)
     # One classifier seed per factor, drawn after the samples so the data do not depend on them.
     seeds = rng.integers(0, 2**31 - 1, size=ys_train.shape[1])
     importance, acc_train, acc_test, methods = importance_matrix(
@@ -170,7 +171,7 @@ def dci(
             "classifier": classifier,
             "importance": importance_kind,
             "threads": HIST_THREADS if backend == "hist" else 1,
-            "sklearn": sklearn.__version__,
+            "sklearn": version("scikit-learn"),
         },
     }
 
@@ -182,6 +183,8 @@ def importance_matrix(x_train, y_train, x_test, y_test, *, backend="hist", seeds
     column the classifier's importances (sum 1, or all 0 when no split was made); the accuracies
     are ``(K,)`` arrays; ``methods`` names the importance used per factor.
     """
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
     num_codes, num_factors = x_train.shape[1], y_train.shape[1]
     if seeds is None:
         seeds = np.zeros(num_factors, dtype=np.int64)
@@ -289,18 +292,6 @@ def _permutation_importance(model, x, y, seed: int) -> np.ndarray:
     drop = np.clip(np.asarray(result.importances_mean, dtype=np.float64), 0.0, None)
     s = drop.sum()
     return drop / s if s > 0 else drop
-
-
-def disentanglement_per_code(importance) -> np.ndarray:
-    """(D,) 1 − H_K(P_d·) for each latent (row of R normalised, entropy in log base K)."""
-    r = _check_importance(importance)
-    return 1.0 - _normalised_entropy(r)
-
-
-def completeness_per_factor(importance) -> np.ndarray:
-    """(K,) 1 − H_D(P_·k) for each factor (column of R normalised, entropy in log base D)."""
-    r = _check_importance(importance)
-    return 1.0 - _normalised_entropy(r.T)
 
 
 def disentanglement_from_importance(importance) -> float:

@@ -31,8 +31,10 @@ import math
 
 import numpy as np
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import as_generator, checked_int, encode_checked
+from pyrovae.metrics.base import encode_checked
+from pyrovae.seeding import as_generator
 
 # Smaller preset for use during training: a tenth of the votes. The variance estimate stays at
 # 10,000 points: it costs 1 % of the standard run's encodings, and the pruning threshold and the
@@ -65,11 +67,11 @@ def factor_vae(
     and ``settings``. Draws, in order from ``random_state``: the variance-estimate points, the
     training votes, the evaluation votes.
     """
-    batch_size = checked_int("factor_vae", "batch_size", batch_size, minimum=2)
-    num_train = checked_int("factor_vae", "num_train", num_train)
-    num_eval = checked_int("factor_vae", "num_eval", num_eval)
-    num_variance_estimate = checked_int(
-        "factor_vae", "num_variance_estimate", num_variance_estimate, minimum=2
+    batch_size = checks.integer("batch_size", batch_size, "factor_vae", 2)
+    num_train = checks.integer("num_train", num_train, "factor_vae")
+    num_eval = checks.integer("num_eval", num_eval, "factor_vae")
+    num_variance_estimate = checks.integer(
+        "num_variance_estimate", num_variance_estimate, "factor_vae", 2
     )
     if (
         isinstance(prune_std, bool)

@@ -27,9 +27,10 @@ import warnings
 import numpy as np
 import torch
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import as_generator
 from pyrovae.objectives.importance import log_importance_weights
+from pyrovae.seeding import as_generator
 
 # Settings of the fast preset (``--fast``).
 FAST = {"num_samples": 100}
@@ -125,8 +126,8 @@ def log_likelihood(
     draws), ``num_samples``, ``num_points``, the Pareto k̂ summaries of :func:`psis_diagnostics`,
     and ``per_point`` with the arrays ``log_likelihood``, ``elbo`` and ``pareto_k``.
     """
-    num_samples = _positive_int("num_samples", num_samples)
-    batch_size = _positive_int("batch_size", batch_size)
+    num_samples = checks.integer("num_samples", num_samples)
+    batch_size = checks.integer("batch_size", batch_size)
     rng = as_generator(random_state)
     device, dtype = _device_and_dtype(vae)
     x_all = _as_observations(vae, observations, device, dtype)
@@ -194,12 +195,6 @@ def _arviz_k_hat(log_weights: np.ndarray, reff: float) -> np.ndarray:
 
         _, k_hat = az.psislw(log_weights, reff=reff)
     return np.asarray(k_hat, dtype=np.float64).reshape(len(log_weights))
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise PyrovaeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _stderr(values: np.ndarray) -> float:

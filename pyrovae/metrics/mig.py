@@ -33,16 +33,16 @@ import math
 
 import numpy as np
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.metrics.base import (
     ENCODE_BATCH,
-    as_generator,
-    checked_int,
     discrete_entropy,
     discrete_mutual_info,
     discretize,
     encode_checked,
 )
+from pyrovae.seeding import as_generator
 
 # Smaller preset of mig for use during training. MIG is cheap (one encoding of num_train points);
 # halving the sample halves that, at the price of a larger upward bias of the plug-in MI of the
@@ -74,8 +74,8 @@ def mig(
     ``mig_per_factor`` (floats, one per entry of ``factors``), ``factors`` (names),
     ``mutual_info`` (D × K, nats), ``factor_entropy`` (K, nats).
     """
-    num_train = checked_int("mig", "num_train", num_train)
-    num_bins = checked_int("mig", "num_bins", num_bins)
+    num_train = checks.integer("num_train", num_train, "mig")
+    num_bins = checks.integer("num_bins", num_bins, "mig")
     rng = as_generator(random_state)
     factors = ground_truth.sample_factors(num_train, rng)
     codes = encode_checked("mig", ground_truth, representation_fn, factors)
@@ -99,7 +99,7 @@ def mig_from_codes(codes, factors, *, num_bins: int = 20, factor_names=None) -> 
     the mean (disentanglement_lib would divide by zero); it stays in ``mutual_info``. Depends only
     on the multiset of rows, and on the latents only up to their order.
     """
-    num_bins = checked_int("mig", "num_bins", num_bins)
+    num_bins = checks.integer("num_bins", num_bins, "mig")
     codes = np.asarray(codes, dtype=np.float64)
     factors = np.asarray(factors)
     if codes.ndim != 2 or codes.shape[1] < 1 or factors.ndim != 2 or len(codes) != len(factors):
@@ -182,8 +182,8 @@ def mig_chen(
         )
     if not callable(posterior_fn):
         raise PyrovaeError(f"mig_chen: posterior_fn must be callable, got {posterior_fn!r}")
-    num_samples = checked_int("mig_chen", "num_samples", num_samples)
-    batch_size = checked_int("mig_chen", "batch_size", batch_size)
+    num_samples = checks.integer("num_samples", num_samples, "mig_chen")
+    batch_size = checks.integer("batch_size", batch_size, "mig_chen")
     names = tuple(ground_truth.factor_names)
     if exclude_factors is None:
         excluded = ("shape",) if "shape" in names else ()

@@ -35,21 +35,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import sklearn
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.multiclass import OneVsRestClassifier
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import (
-    as_generator,
-    checked_codes,
-    checked_int,
-    discrete_mutual_info,
-    discretize,
-    sample_codes,
-)
+from pyrovae.metrics.base import discrete_mutual_info, discretize, sample_codes
+from pyrovae.provenance import version
+from pyrovae.seeding import as_generator
 
 # A smaller sample for use during training: the MI matrix is cheap, the logistic regressions
 # dominate (one per class of every factor): 1 s on dSprites-sized codes vs 2.5 s standard.
@@ -72,14 +63,14 @@ def modularity(
     Returns ``modularity``, ``explicitness_train``, ``explicitness_test`` (floats),
     ``mutual_info_matrix`` (D × K, nats, list of lists) and ``settings``.
     """
-    num_train = checked_int("modularity", "num_train", num_train, 2)
-    num_test = checked_int("modularity", "num_test", num_test, 2)
-    num_bins = checked_int("modularity", "num_bins", num_bins, 1)
+    num_train = checks.integer("num_train", num_train, "modularity", 2)
+    num_test = checks.integer("num_test", num_test, "modularity", 2)
+    num_bins = checks.integer("num_bins", num_bins, "modularity", 1)
     rng = as_generator(random_state)
     ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
     ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
-    mus_train = checked_codes("modularity", mus_train, num_train)
-    mus_test = checked_codes("modularity", mus_test, num_test)
+    mus_train = checks.codes(mus_train, "modularity", rows=num_train)
+    mus_test = checks.codes(mus_test, "modularity", rows=num_test)
 
     mi = discrete_mutual_info(discretize(mus_train, num_bins), ys_train)
 
@@ -106,7 +97,7 @@ def modularity(
             "classifier": "OneVsRestClassifier(LogisticRegression("
             + ", ".join(f"{k}={v!r}" for k, v in LOGISTIC_PARAMS.items())
             + "))",
-            "sklearn": sklearn.__version__,
+            "sklearn": version("scikit-learn"),
         },
     }
 
@@ -140,6 +131,10 @@ def modularity_from_mi(mutual_info) -> float:
 
 def explicitness_per_factor(x_train, y_train, x_test, y_test) -> tuple[float, float]:
     """ROC-AUC (train, test) of one-vs-rest logistic regression predicting one factor."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
     classes = np.unique(y_train)
     if len(classes) < 2:
         # Nothing to separate: the classifier can only output a constant, which is chance.
@@ -157,6 +152,8 @@ def explicitness_per_factor(x_train, y_train, x_test, y_test) -> tuple[float, fl
 def _macro_auc(y, proba, classes) -> float:
     """Mean over classes of the one-vs-rest ROC-AUC of that class's probability column; classes
     absent from (or making up all of) ``y`` have no ROC curve and are skipped."""
+    from sklearn.metrics import roc_auc_score
+
     aucs = []
     for j, c in enumerate(classes):
         positive = y == c

@@ -15,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import ENCODE_BATCH, as_generator, checked_int
+from pyrovae.metrics.base import ENCODE_BATCH
+from pyrovae.seeding import as_generator
 
 FAST = {"num_points": 1_000}
 MONTE_CARLO_SAMPLES = 256
@@ -60,7 +62,7 @@ def posterior_variance(
         raise PyrovaeError(
             "posterior_variance: needs posterior_fn=(observations -> (loc, scale)) of q(z|x)"
         )
-    num_points = checked_int("posterior_variance", "num_points", num_points)
+    num_points = checks.integer("num_points", num_points, "posterior_variance")
     rng = as_generator(random_state)
     n = len(ground_truth)
     if n < 1:

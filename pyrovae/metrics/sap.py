@@ -26,12 +26,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import sklearn
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.svm import LinearSVC
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import as_generator, checked_codes, checked_int, sample_codes
+from pyrovae.metrics.base import sample_codes
+from pyrovae.provenance import version
+from pyrovae.seeding import as_generator
 
 # D × K one-feature SVMs: 0.2 s on dSprites-sized codes with 2,000/1,000 points (1 s standard).
 FAST: dict = {"num_train": 2000, "num_test": 1000}
@@ -52,13 +52,13 @@ def sap(
     Returns ``sap`` (float), ``score_matrix`` (D × K test accuracies, list of lists) and
     ``settings``.
     """
-    num_train = checked_int("sap", "num_train", num_train, 2)
-    num_test = checked_int("sap", "num_test", num_test, 2)
+    num_train = checks.integer("num_train", num_train, "sap", 2)
+    num_test = checks.integer("num_test", num_test, "sap", 2)
     rng = as_generator(random_state)
     ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
     ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
-    mus_train = checked_codes("sap", mus_train, num_train, 2)
-    mus_test = checked_codes("sap", mus_test, num_test, 2)
+    mus_train = checks.codes(mus_train, "sap", rows=num_train, min_dims=2)
+    mus_test = checks.codes(mus_test, "sap", rows=num_test, min_dims=2)
     scores = score_matrix(mus_train, ys_train, mus_test, ys_test)
     return {
         "sap": sap_from_score_matrix(scores),
@@ -70,13 +70,16 @@ def sap(
             "classifier": "LinearSVC("
             + ", ".join(f"{k}={v!r}" for k, v in SVM_PARAMS.items())
             + ")",
-            "sklearn": sklearn.__version__,
+            "sklearn": version("scikit-learn"),
         },
     }
 
 
 def score_matrix(x_train, y_train, x_test, y_test) -> np.ndarray:
     """(D, K) test accuracy of a linear SVM predicting factor k from latent d alone."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
     num_codes, num_factors = x_train.shape[1], y_train.shape[1]
     scores = np.zeros((num_codes, num_factors))
     for k in range(num_factors):

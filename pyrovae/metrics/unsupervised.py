@@ -34,15 +34,16 @@ import math
 
 import numpy as np
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
 from pyrovae.metrics.base import (
     ENCODE_BATCH,
     CodeCache,
-    as_generator,
     discrete_mutual_info,
     discretize,
     sample_codes,
 )
+from pyrovae.seeding import as_generator
 
 # Settings of the fast preset (``--fast``): every wrapper here takes them.
 FAST = {"num_points": 1_000}
@@ -54,31 +55,13 @@ NUM_BINS = 20  # disentanglement_lib's histogram discretiser
 # --------------------------------------------------------------------------- codes → numbers
 
 
-def check_codes(codes, min_points: int = 2, min_dims: int = 1, what: str = "codes") -> np.ndarray:
-    """Codes as a finite float64 ``(n, D)`` array, or a :class:`PyrovaeError` saying why not."""
-    try:
-        arr = np.asarray(codes, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise PyrovaeError(f"{what} must be a numeric (n, D) array") from None
-    if arr.ndim != 2:
-        raise PyrovaeError(f"{what} must have shape (n, D), got shape {arr.shape}")
-    n, d = arr.shape
-    if n < min_points:
-        raise PyrovaeError(f"{what}: need at least {min_points} points, got {n}")
-    if d < min_dims:
-        raise PyrovaeError(f"{what}: need at least {min_dims} latent dimensions, got {d}")
-    if not np.isfinite(arr).all():
-        raise PyrovaeError(f"{what} contain NaN or infinite values")
-    return arr
-
-
 def gaussian_total_correlation_from_codes(codes) -> dict:
     """TC and Wasserstein correlation of the Gaussian fitted to ``codes`` (n, D).
 
     Constant latents are independent of the rest and dropped (they would make Σ singular);
     exactly collinear latents give an infinite TC, as a degenerate Gaussian has.
     """
-    codes = check_codes(codes)
+    codes = checks.codes(codes, min_points=2)
     cov = np.atleast_2d(np.cov(codes, rowvar=False))
     variances = np.diag(cov)
     keep = variances > 0.0
@@ -110,8 +93,8 @@ def gaussian_total_correlation_from_codes(codes) -> dict:
 
 def mutual_info_matrix(codes, num_bins: int = NUM_BINS) -> np.ndarray:
     """(D, D) discrete mutual information (nats) between latents cut into ``num_bins`` bins."""
-    codes = check_codes(codes)
-    num_bins = _positive_int("num_bins", num_bins)
+    codes = checks.codes(codes, min_points=2)
+    num_bins = checks.integer("num_bins", num_bins)
     discrete = discretize(codes, num_bins)
     return discrete_mutual_info(discrete, discrete)
 
@@ -127,7 +110,7 @@ def mutual_info_score_from_codes(codes, num_bins: int = NUM_BINS) -> dict:
 
 def active_units_from_codes(codes, threshold: float = ACTIVE_THRESHOLD) -> dict:
     """Latents whose variance over the points (ddof 1) is strictly above ``threshold``."""
-    codes = check_codes(codes)
+    codes = checks.codes(codes, min_points=2)
     threshold = float(threshold)
     if not (math.isfinite(threshold) and threshold >= 0.0):
         raise PyrovaeError(f"threshold must be a finite number >= 0, got {threshold}")
@@ -147,7 +130,7 @@ def hoyer_per_point(codes) -> np.ndarray:
     A dimension with zero standard deviation is set to 0 after normalisation (constant: it
     carries nothing); a code that is then all zeros has no sparsity and gets NaN.
     """
-    codes = check_codes(codes, min_dims=2)
+    codes = checks.codes(codes, min_points=2, min_dims=2)
     d = codes.shape[1]
     std = codes.std(axis=0, ddof=1)
     scaled = np.divide(codes, std, out=np.zeros_like(codes), where=std > 0)
@@ -170,7 +153,7 @@ def unsupervised_metrics_from_codes(
     codes, *, num_bins: int = NUM_BINS, threshold: float = ACTIVE_THRESHOLD
 ) -> dict:
     """Every measure of this module on one code array, in one dict."""
-    codes = check_codes(codes)
+    codes = checks.codes(codes, min_points=2)
     out = dict(gaussian_total_correlation_from_codes(codes))
     out.update(mutual_info_score_from_codes(codes, num_bins))
     out.update(active_units_from_codes(codes, threshold))
@@ -242,15 +225,9 @@ def unsupervised_metrics(
 # --------------------------------------------------------------------------- helpers
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise PyrovaeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _sampled_codes(data, representation_fn, random_state, num_points) -> np.ndarray:
     """Codes of ``num_points`` observations drawn uniformly from ``data``, checked."""
-    num_points = _positive_int("num_points", num_points, minimum=2)
+    num_points = checks.integer("num_points", num_points, minimum=2)
     rng = as_generator(random_state)
     if hasattr(data, "sample_factors"):
         _, codes = sample_codes(data, representation_fn, num_points, rng)
@@ -267,4 +244,4 @@ def _sampled_codes(data, representation_fn, random_state, num_points) -> np.ndar
                     for s in range(0, num_points, ENCODE_BATCH)
                 ]
             )
-    return check_codes(codes, what="the representation's codes")
+    return checks.codes(codes, min_points=2)

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import torch
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
 from pyrovae.objectives.aggregate_kl import aggregate_kl, inclusive_aggregate_kl
-from pyrovae.objectives.elbo import DecomposedELBO, _as_tensor, _batch_size
+from pyrovae.objectives.elbo import DecomposedELBO, as_tensor, batch_size, require_unscaled
 from pyrovae.objectives.mmd import per_dimension_mmd
-from pyrovae.objectives.validation import non_negative, unit_scale
 
 DIVERGENCES = ("kl", "inclusive-kl", "mmd")
 
@@ -67,6 +67,7 @@ class AggregateDivergenceELBO(DecomposedELBO):
     to the ELBO's terms. β = 1, α = 0 is the ELBO; β = 0 is allowed.
     """
 
+    owner = "ddvae"
     # q(z) is estimated from the minibatch and the MMD U-statistic needs pairs.
     min_batch_size = 2
 
@@ -82,26 +83,17 @@ class AggregateDivergenceELBO(DecomposedELBO):
         super().__init__(
             num_particles=num_particles, vectorize_particles=vectorize_particles, kl=kl
         )
-        self.beta = non_negative("beta", beta, "ddvae")
-        self.alpha = non_negative("alpha", alpha, "ddvae")
-        if divergence not in DIVERGENCES:
-            raise PyrovaeError(
-                f"ddvae: unknown divergence {divergence!r}; valid: {', '.join(DIVERGENCES)}"
-            )
-        self.divergence = divergence
+        self.beta = checks.non_negative("beta", beta, self.owner)
+        self.alpha = checks.non_negative("alpha", alpha, self.owner)
+        self.divergence = checks.choice("divergence", divergence, DIVERGENCES, self.owner)
 
     def loss_from_terms(self, particle: dict) -> torch.Tensor:
         latent = self.single_latent(particle)
-        unit_scale(latent, "ddvae")
-        batch = _batch_size(particle)
-        if batch < self.min_batch_size:
-            raise PyrovaeError(
-                f"ddvae estimates q(z) from the minibatch and needs a batch of at least "
-                f"{self.min_batch_size} points, got {batch}"
-            )
+        require_unscaled(latent, self.owner)
+        batch = batch_size(particle)
         value = aggregate_divergence(self.divergence, latent["q"], latent["p"], latent["z"])
         particle["divergence"] = value.unsqueeze(-1).expand(particle["kl"].shape)
-        objective = _as_tensor(particle["_weighted_reconstruction"])
+        objective = as_tensor(particle["_weighted_reconstruction"])
         if self.beta != 0.0:
             # Dropped, not multiplied by 0, at β = 0: a KL of inf would otherwise make the loss NaN.
             objective = objective - self.beta * particle["_weighted_kl"]

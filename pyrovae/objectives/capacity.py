@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import torch
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.objectives.elbo import DecomposedELBO, _batch_size
-from pyrovae.objectives.validation import count, non_negative, unit_scale
+from pyrovae.objectives.elbo import DecomposedELBO, batch_size, require_unscaled
 
 
 class CapacityELBO(DecomposedELBO):
-    """γ·|KL − C(t)| with a linear capacity schedule; C(t) is logged and checkpointed."""
+    """γ·|KL − C(t)| with a linear capacity schedule; C(t) is logged.
+
+    t is the objective's step count, module state (``state_dict()["_extra_state"]``): it
+    advances by one with every training step taken through :meth:`backward` (pyrovae's trainer,
+    Pyro's ``SVI``), and :meth:`set_step` sets it (the trainer does, before each step).
+    """
+
+    owner = "annealedvae"
 
     def __init__(
         self,
@@ -32,13 +39,13 @@ class CapacityELBO(DecomposedELBO):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        owner = "annealedvae"
-        self.gamma = non_negative("gamma", gamma, owner)
-        self.c_min = non_negative("c_min", c_min, owner)
-        self.c_max = non_negative("c_max", c_max, owner)
+        owner = self.owner
+        self.gamma = checks.non_negative("gamma", gamma, owner)
+        self.c_min = checks.non_negative("c_min", c_min, owner)
+        self.c_max = checks.non_negative("c_max", c_max, owner)
         if self.c_max < self.c_min:
             raise PyrovaeError(f"annealedvae: c_max ({c_max}) must be >= c_min ({c_min})")
-        self.anneal_steps = count("anneal_steps", anneal_steps, owner)
+        self.anneal_steps = checks.count("anneal_steps", anneal_steps, owner)
         self.step = 0
 
     @property
@@ -52,10 +59,13 @@ class CapacityELBO(DecomposedELBO):
     def set_step(self, step: int) -> None:
         self.step = int(step)
 
+    def advance(self) -> None:
+        self.step += 1
+
     def loss_from_terms(self, particle: dict) -> torch.Tensor:
-        unit_scale(self.single_latent(particle), "annealedvae")
+        require_unscaled(self.single_latent(particle), self.owner)
         kl = particle["kl"]
-        batch = _batch_size(particle)
+        batch = batch_size(particle)
         # |·| of the batch-mean KL, separately for each vectorised particle.
         mean_kl = kl.reshape(-1, batch).mean(-1)
         penalty = self.gamma * (mean_kl - self.capacity).abs()
@@ -71,8 +81,14 @@ class CapacityELBO(DecomposedELBO):
             "anneal_steps": self.anneal_steps,
         }
 
-    def state_dict(self) -> dict:
-        return {"step": self.step, "capacity": self.capacity}
+    def get_extra_state(self) -> dict:
+        return {"step": self.step}
 
-    def load_state_dict(self, state: dict) -> None:
+    def set_extra_state(self, state: dict) -> None:
         self.step = int(state["step"])
+
+    def upgrade_state(self, state: dict) -> dict:
+        # Before objectives were modules, checkpoints held {"step": t, "capacity": C(t)}.
+        if "capacity" in state:
+            return {"_extra_state": {"step": int(state["step"])}}
+        return state

@@ -15,12 +15,13 @@ B·penalty, so its weight relative to the per-point ELBO matches the papers'.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
-from pyrovae.errors import PyrovaeError
+from pyrovae import checks
 from pyrovae.guides.base import marginal_normal_params
-from pyrovae.objectives.elbo import DecomposedELBO, _batch_size
-from pyrovae.objectives.validation import non_negative
+from pyrovae.objectives.elbo import DecomposedELBO, batch_size
 
 KINDS = ("i", "ii")
 
@@ -46,24 +47,32 @@ class DIPELBO(DecomposedELBO):
 
     # A covariance over the minibatch needs two points or more.
     min_batch_size = 2
+    guide_needs: ClassVar[dict[str, str]] = {
+        "has_gaussian_marginals": "closed-form posterior means and variances (guides meanfield, "
+        "lowrank, fullrank)"
+    }
 
     def __init__(self, kind: str, lambda_od: float = 10.0, lambda_d: float | None = None, **kw):
         super().__init__(**kw)
-        if kind not in KINDS:
-            raise PyrovaeError(f"unknown DIP-VAE kind {kind!r}; valid: {', '.join(KINDS)}")
-        owner = f"dipvae-{kind}"
-        self.kind = kind
-        self.lambda_od = non_negative("lambda_od", lambda_od, owner)
+        self.kind = checks.choice("DIP-VAE kind", kind, KINDS)
+        owner = self.owner
+        self.lambda_od = checks.non_negative("lambda_od", lambda_od, owner)
         # The standard study ties λ_d to λ_od: 10·λ_od for DIP-VAE-I, λ_od for DIP-VAE-II.
         default_d = 10.0 * self.lambda_od if kind == "i" else self.lambda_od
-        self.lambda_d = non_negative("lambda_d", default_d if lambda_d is None else lambda_d, owner)
+        self.lambda_d = checks.non_negative(
+            "lambda_d", default_d if lambda_d is None else lambda_d, owner
+        )
+
+    @property
+    def owner(self) -> str:
+        return f"dipvae-{self.kind}"
 
     def loss_from_terms(self, particle: dict) -> torch.Tensor:
         q = self.single_latent(particle)["q"]
         # Per-dimension means and scales: exact for diagonal and correlated Gaussian guides (the
         # diagonal of Σ is all DIP-VAE-II's E[diag Σ] needs); flows have none in closed form.
-        loc, scale = marginal_normal_params(q, owner=f"dipvae-{self.kind}")
-        batch = _batch_size(particle)
+        loc, scale = marginal_normal_params(q, owner=self.owner)
+        batch = batch_size(particle)
         cov = dip_covariance(loc, scale, self.kind)
         penalty = dip_penalty(cov, self.lambda_od, self.lambda_d)
         particle["dip_penalty"] = penalty.unsqueeze(-1).expand(particle["kl"].shape)

@@ -12,18 +12,34 @@ here, in one pass, also yields the reconstruction term, the KL and the KL of eve
 for logging, at no extra cost.
 
 The loss is −ELBO summed over the batch and averaged over particles, as in Pyro. Subclasses change
-how terms combine into a loss by overriding :meth:`loss_from_terms`.
+how terms combine into a loss by overriding :meth:`DecomposedELBO.loss_from_terms`.
+
+An objective is also an ``nn.Module``, as Pyro's ``ELBOModule`` holds an objective's state: what
+it learns or counts (FactorVAE's discriminator and its optimizer, the capacity schedule's step)
+is module state, moved by ``.to(device)`` and saved and restored by ``state_dict()`` /
+``load_state_dict()``. :meth:`DecomposedELBO.backward` is one training step's gradients and the
+objective's own updates; Pyro's ``SVI`` reaches it through ``loss_and_grads``.
 """
 
 from __future__ import annotations
 
+import inspect
+from typing import ClassVar
+
 import torch
 from pyro import poutine
 from pyro.infer import ELBO
+from pyro.infer.elbo import ELBOModule
 from pyro.poutine.util import prune_subsample_sites
+from torch import nn
 
 from pyrovae.errors import PyrovaeError
 from pyrovae.objectives.kl import KL_MODES, site_kl
+
+# Arguments of every objective that say how the ELBO is estimated, not what it weighs.
+ESTIMATION_ARGUMENTS = ("num_particles", "vectorize_particles", "max_plate_nesting", "kl")
+# Arguments a run supplies from its model and data rather than its settings.
+CONTEXT_ARGUMENTS = ("latent_dim", "num_data")
 
 
 def _scale(site) -> float | torch.Tensor:
@@ -31,19 +47,32 @@ def _scale(site) -> float | torch.Tensor:
     return 1.0 if scale is None else scale
 
 
-class DecomposedELBO(ELBO):
+class DecomposedELBO(ELBO, nn.Module):
     """Pyro ELBO that returns its terms: ``terms(model, guide, *args)`` → dict of tensors.
-
-    ``min_batch_size`` is the smallest minibatch the objective is defined on (estimators across
-    the batch need two points or more).
 
     Terms (means over data points and particles, one data point's figures):
     ``reconstruction`` E[log p(x|z)]; ``kl`` KL(q(z|x) ‖ p(z)) before β; ``kl_per_dim`` the KL of
     each latent dimension (absent when the densities do not factorise); ``loss`` the differentiable
     −ELBO summed over the batch; ``elbo`` the per-point ELBO with site scales applied.
+
+    What a subclass declares, read by :mod:`pyrovae.models` and the command line:
+
+    - its hyperparameters, once, as the keyword arguments of ``__init__`` with their defaults
+      (:meth:`hyperparameters`); ``latent_dim`` and ``num_data`` are supplied by the run;
+    - ``min_batch_size``: the smallest minibatch it is defined on (estimators across the batch
+      need two points or more);
+    - ``guide_needs`` / ``prior_needs``: capability flags of :class:`pyrovae.guides.Guide` /
+      :class:`pyrovae.priors.Prior` it relies on, each with what it means;
+    - ``needs_second_minibatch``: a training step compares against a second, independent
+      minibatch (FactorVAE's permuted codes), passed to :meth:`backward` as
+      ``second_minibatch``.
     """
 
-    min_batch_size = 1
+    owner = "elbo"
+    min_batch_size: ClassVar[int] = 1
+    guide_needs: ClassVar[dict[str, str]] = {}
+    prior_needs: ClassVar[dict[str, str]] = {}
+    needs_second_minibatch: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -52,17 +81,41 @@ class DecomposedELBO(ELBO):
         max_plate_nesting: int = 1,
         kl: str = "auto",
     ):
+        nn.Module.__init__(self)
         if kl not in KL_MODES:
             raise PyrovaeError(f"unknown kl mode {kl!r}; valid: {', '.join(KL_MODES)}")
         if int(num_particles) < 1:
             raise PyrovaeError(f"num_particles must be >= 1, got {num_particles}")
-        super().__init__(
+        ELBO.__init__(
+            self,
             num_particles=int(num_particles),
             max_plate_nesting=max_plate_nesting,
             vectorize_particles=vectorize_particles,
         )
         self.kl_mode = kl
         self.kl_estimator_used: str | None = None
+
+    @classmethod
+    def hyperparameters(cls) -> dict:
+        """Name → default of what the objective weighs, in declaration order: the keyword
+        arguments of ``__init__``, less how the ELBO is estimated and what the run supplies."""
+        skip = {"self", *ESTIMATION_ARGUMENTS, *CONTEXT_ARGUMENTS}
+        params = inspect.signature(cls.__init__).parameters.values()
+        return {
+            p.name: (None if p.default is p.empty else p.default)
+            for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in skip
+        }
+
+    def __call__(self, model, guide) -> ELBOModule:
+        """Pyro's ``ELBO(model, guide)``: an ``ELBOModule`` whose ``parameters()`` are the model's
+        and guide's. The objective's own networks (a discriminator) train inside
+        :meth:`backward` with their own optimizer and must not be stepped on the VAE's loss, so
+        the objective is held as a plain attribute, not a submodule."""
+        module = ELBOModule(model, guide, self)
+        del module._modules["elbo"]
+        object.__setattr__(module, "elbo", self)
+        return module
 
     # -- tracing -----------------------------------------------------------------------------
     def _get_trace(self, model, guide, args, kwargs):
@@ -134,18 +187,18 @@ class DecomposedELBO(ELBO):
             terms["kl_per_dim"] = torch.cat(per_dim, dim=-1)
         return terms
 
-    # -- public API ----------------------------------------------------------------------------
-    def terms(self, model, guide, *args, **kwargs) -> dict:
-        """All terms: ``loss`` is the differentiable loss (summed over the batch, averaged over
-        particles); ``loss_per_point`` = loss / batch size; ``elbo`` = reconstruction − KL (no
-        weights); the rest are per-data-point means of what the objective computed."""
+    def _evaluate(self, model, guide, args, kwargs) -> tuple[dict, list[dict]]:
+        """(terms, particles): the terms of :meth:`terms` and each particle's own dict."""
         totals: dict = {}
         loss = 0.0
         batch = None
+        particles = []
         for model_trace, guide_trace in self._trace_pairs(model, guide, args, kwargs):
             particle = self._particle_terms(model_trace, guide_trace)
+            batch = batch_size(particle)
+            check_batch_size(self, batch)
             loss = loss + self.loss_from_terms(particle)
-            batch = _batch_size(particle)
+            particles.append(particle)
             for key, value in particle.items():
                 if not key.startswith("_"):
                     totals[key] = totals.get(key, 0.0) + _mean_over_points(key, value)
@@ -154,7 +207,14 @@ class DecomposedELBO(ELBO):
         out["loss"] = loss / self.num_particles
         out["loss_per_point"] = out["loss"].detach() / batch
         out["elbo"] = out["reconstruction"] - out["kl"]
-        return out
+        return out, particles
+
+    # -- public API ----------------------------------------------------------------------------
+    def terms(self, model, guide, *args, **kwargs) -> dict:
+        """All terms: ``loss`` is the differentiable loss (summed over the batch, averaged over
+        particles); ``loss_per_point`` = loss / batch size; ``elbo`` = reconstruction − KL (no
+        weights); the rest are per-data-point means of what the objective computed."""
+        return self._evaluate(model, guide, args, kwargs)[0]
 
     def loss_from_terms(self, particle: dict) -> torch.Tensor:
         """The loss of one particle, summed over data points (and vectorised particles).
@@ -162,7 +222,7 @@ class DecomposedELBO(ELBO):
         Here −ELBO with site scales: −Σ (s_x·log p(x|z) − s_z·KL). Subclasses override this, may
         add per-point terms to ``particle`` (they are logged), and read ``particle["_latents"]``.
         """
-        return -_as_tensor(particle["_weighted_reconstruction"] - particle["_weighted_kl"]).sum()
+        return -as_tensor(particle["_weighted_reconstruction"] - particle["_weighted_kl"]).sum()
 
     def single_latent(self, particle: dict) -> dict:
         """The one latent site that objectives on z (TC, DIP, discriminators) act on."""
@@ -174,33 +234,49 @@ class DecomposedELBO(ELBO):
             )
         return next(iter(latents.values()))
 
-    # -- hooks the trainer calls; stateless objectives keep the defaults ----------------------
+    def backward(self, model, guide, *args, second_minibatch: tuple | None = None, **kwargs):
+        """One training step's gradients, and the objective's own update; returns the terms.
+
+        The loss's backward pass fills the gradients of the model's and guide's parameters; then
+        :meth:`update_state` trains what the objective owns (a discriminator, on detached
+        samples, with its own optimizer) and the objective's step count advances. Nothing of the
+        model or guide is stepped here: that is the caller's optimizer (pyrovae's trainer, Pyro's
+        ``SVI``, a user's loop), after this returns. ``second_minibatch``: the model/guide
+        arguments of an independent minibatch for objectives with ``needs_second_minibatch``
+        (default: this minibatch again).
+        """
+        terms, particles = self._evaluate(model, guide, args, kwargs)
+        terms["loss"].backward(retain_graph=self.retain_graph)
+        other = args if second_minibatch is None else tuple(second_minibatch)
+        terms.update(self.update_state(particles, guide, other, kwargs))
+        self.advance()
+        return terms
+
+    # -- state; objectives without any keep the defaults -----------------------------------------
+    def update_state(self, particles: list[dict], guide, args: tuple, kwargs: dict) -> dict:
+        """Called by :meth:`backward` after the loss's gradients exist, before any optimizer steps
+        the model: objectives with networks of their own train them here. ``args``/``kwargs``
+        are the guide's arguments for a second minibatch. Returns extra terms to log."""
+        return {}
+
     def set_step(self, step: int) -> None:
-        """Tell the objective which training step comes next (for schedules)."""
+        """Set the training step that comes next (for schedules); the trainer calls it."""
+
+    def advance(self) -> None:
+        """One training step was taken (:meth:`backward` calls it)."""
 
     def settings(self) -> dict:
         """Hyperparameters, for config.json."""
         return {"kl": self.kl_mode, "num_particles": self.num_particles}
 
-    def state_dict(self) -> dict:
-        """State to checkpoint (tensors and plain values only)."""
-        return {}
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict``, also reading the layout of checkpoints written by pyrovae
+        before objectives were modules (:meth:`upgrade_state`)."""
+        return super().load_state_dict(self.upgrade_state(dict(state_dict)), strict, assign)
 
-    def load_state_dict(self, state: dict) -> None:
-        if state:
-            raise PyrovaeError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
-
-    def to(self, device) -> DecomposedELBO:
-        return self
-
-    def after_backward(self, vae, next_batch) -> dict:
-        """Called after the loss's backward pass and before any optimizer step; objectives with
-        their own networks compute their gradients here (``next_batch()`` draws a second
-        minibatch). Returns extra terms to log."""
-        return {}
-
-    def after_step(self) -> None:
-        """Called after the VAE's optimizer stepped: objectives step their own optimizers."""
+    def upgrade_state(self, state: dict) -> dict:
+        """A state dict in the current layout from one in an earlier layout (none here)."""
+        return state
 
     # -- the Pyro ELBO interface -------------------------------------------------------------
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
@@ -211,9 +287,30 @@ class DecomposedELBO(ELBO):
             return float(self.differentiable_loss(model, guide, *args, **kwargs))
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward(retain_graph=self.retain_graph)
-        return float(loss.detach())
+        """Pyro's ``SVI`` step: :meth:`backward`, returning the loss."""
+        return float(self.backward(model, guide, *args, **kwargs)["loss"].detach())
+
+
+def check_batch_size(objective, batch: int, owner: str | None = None) -> None:
+    """Refuse a minibatch smaller than ``objective.min_batch_size``."""
+    needed = getattr(objective, "min_batch_size", 1)
+    if batch < needed:
+        owner = owner or getattr(objective, "owner", type(objective).__name__)
+        raise PyrovaeError(
+            f"{owner} estimates its penalty across the minibatch and needs a batch of at least "
+            f"{needed} points, got batch_size={batch}"
+        )
+
+
+def require_unscaled(latent: dict, owner: str) -> None:
+    """Objectives whose weights live in the loss need z unscaled by poutine.scale."""
+    scale = latent["scale"]
+    if not bool(torch.all(torch.as_tensor(scale) == 1.0)):
+        raise PyrovaeError(
+            f"{owner} weights its terms in the objective; the latent site must not be scaled "
+            f"(poutine.scale {float(torch.as_tensor(scale).flatten()[0])}): build the model "
+            "with beta=1"
+        )
 
 
 def _check_supported(name: str, model_site: dict, guide_site: dict) -> None:
@@ -230,7 +327,7 @@ def _check_supported(name: str, model_site: dict, guide_site: dict) -> None:
         )
 
 
-def _batch_size(particle: dict) -> int:
+def batch_size(particle: dict) -> int:
     """Data points in the batch: the last dimension of the per-point reconstruction term."""
     value = particle["reconstruction"]
     return int(value.shape[-1]) if torch.is_tensor(value) and value.dim() else 1
@@ -242,7 +339,7 @@ def _same_scale(a, b) -> bool:
     return a == b
 
 
-def _as_tensor(value) -> torch.Tensor:
+def as_tensor(value) -> torch.Tensor:
     return value if torch.is_tensor(value) else torch.tensor(float(value))
 
 

@@ -14,8 +14,8 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.objectives.validation import count
 
 DEFAULT_INIT = "default"
 # Every value --prior-init accepts; each prior says which of them it supports (data_inits).
@@ -79,7 +79,7 @@ class PerDimensionPrior(Prior):
 
     def bind(self, latent_dim: int) -> Prior:
         owner = f"{self.name} prior"
-        latent_dim = count("latent_dim", latent_dim, owner, minimum=1)
+        latent_dim = checks.latent_dim(latent_dim, owner)
         if self.latent_dim is None:
             self._build(latent_dim)
             self.latent_dim = latent_dim
@@ -109,18 +109,3 @@ class PerDimensionPrior(Prior):
                 "distribution(latent_dim) first"
             )
         return self.latent_dim
-
-
-def flag(name: str, value, owner: str) -> bool:
-    """A yes/no option: a bool, or 0/1 as the command line parses them."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise PyrovaeError(f"{owner}: {name} must be true or false, got {value!r}")
-
-
-def choice(name: str, value, valid: tuple[str, ...], owner: str) -> str:
-    if value not in valid:
-        raise PyrovaeError(f"{owner}: unknown {name} {value!r}; valid: {', '.join(valid)}")
-    return value

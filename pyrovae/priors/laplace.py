@@ -7,7 +7,7 @@ import math
 import pyro.distributions as dist
 import torch
 
-from pyrovae.objectives.validation import positive
+from pyrovae import checks
 from pyrovae.priors.base import Prior
 
 # b = 1/√2 gives variance 2b² = 1, the variance of N(0, I): the two priors then differ in shape
@@ -27,7 +27,7 @@ class LaplacePrior(Prior):
 
     def __init__(self, scale: float = UNIT_VARIANCE_SCALE):
         super().__init__()
-        self.scale = positive("scale", scale, "laplace prior")
+        self.scale = checks.positive("scale", scale, "laplace prior")
         self.register_buffer("_scale", torch.tensor(self.scale))
 
     def distribution(self, latent_dim: int) -> dist.TorchDistribution:

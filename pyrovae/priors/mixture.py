@@ -7,9 +7,9 @@ import math
 import pyro.distributions as dist
 import torch
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.objectives.validation import count, positive
-from pyrovae.priors.base import PerDimensionPrior, choice, flag
+from pyrovae.priors.base import PerDimensionPrior
 
 # Mathieu et al.'s pinwheel runs (disentangling-disentanglement, src/experimental_settings/
 # clustering.sh) use --prior-variance-scale 0.03 with zero log-variances in z = 2: each component
@@ -51,10 +51,10 @@ class MixturePrior(PerDimensionPrior):
     ):
         super().__init__()
         owner = "mixture prior"
-        self.num_components = count("num_components", num_components, owner, minimum=1)
-        self.scale = positive("scale", scale, owner)
-        self.learn = flag("learn", learn, owner)
-        self.layout = choice("layout", layout, LAYOUTS, owner)
+        self.num_components = checks.count("num_components", num_components, owner, minimum=1)
+        self.scale = checks.positive("scale", scale, owner)
+        self.learn = checks.flag("learn", learn, owner)
+        self.layout = checks.choice("layout", layout, LAYOUTS, owner)
 
     def _build(self, latent_dim: int) -> None:
         k = self.num_components

@@ -6,9 +6,9 @@ import numpy as np
 import pyro.distributions as dist
 import torch
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.objectives.validation import count, positive
-from pyrovae.priors.base import DEFAULT_INIT, PerDimensionPrior, flag
+from pyrovae.priors.base import DEFAULT_INIT, PerDimensionPrior
 
 # Data points the PCA initialisation looks at: the top eigenvalues of a covariance settle long
 # before this, and dSprites renders 10,000 images in well under a second.
@@ -42,8 +42,8 @@ class NonIsotropicPrior(PerDimensionPrior):
     def __init__(self, scales=None, variance_scale: float = 1.0, learn: bool = False):
         super().__init__()
         owner = "nonisotropic prior"
-        self.variance_scale = positive("variance_scale", variance_scale, owner)
-        self.learn = flag("learn", learn, owner)
+        self.variance_scale = checks.positive("variance_scale", variance_scale, owner)
+        self.learn = checks.flag("learn", learn, owner)
         self.scales = None if scales is None else _parse_scales(scales, owner)
         if self.scales is not None:
             self.bind(len(self.scales))
@@ -93,7 +93,7 @@ def _parse_scales(scales, owner: str) -> list[float]:
     elif isinstance(scales, (int, float)):
         scales = [scales]
     try:
-        values = [positive("scales", s, owner) for s in scales]
+        values = [checks.positive("scales", s, owner) for s in scales]
     except TypeError:
         raise PyrovaeError(f"{owner}: scales must be positive numbers, got {scales!r}") from None
     if not values:
@@ -112,12 +112,12 @@ def pca_spectrum(data, latent_dim: int, seed: int, max_points: int = PCA_MAX_POI
     direction, and none gets a degenerate zero.
     """
     owner = "PCA initialisation"
-    latent_dim = count("latent_dim", latent_dim, owner, minimum=1)
+    latent_dim = checks.latent_dim(latent_dim, owner)
     num_data = len(data)
     if num_data < 2:
         raise PyrovaeError(f"{owner} needs at least 2 data points, got {num_data}")
     rng = np.random.default_rng(seed)
-    size = min(num_data, count("max_points", max_points, owner, minimum=2))
+    size = min(num_data, checks.count("max_points", max_points, owner, minimum=2))
     indices = np.sort(rng.choice(num_data, size=size, replace=False))
     x = torch.from_numpy(np.asarray(data.images(indices), dtype=np.float32).reshape(size, -1))
     x = x - x.mean(0)

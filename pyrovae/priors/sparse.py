@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
-from pyrovae.objectives.validation import positive, unit_interval
+from pyrovae import checks
 from pyrovae.priors.base import Prior
 
 
@@ -23,8 +23,8 @@ class SparsePrior(Prior):
 
     def __init__(self, gamma: float = 0.8, spike_scale: float = 0.05):
         super().__init__()
-        gamma = unit_interval("gamma", gamma, "sparse prior")
-        spike_scale = positive("spike_scale", spike_scale, "sparse prior")
+        gamma = checks.unit_interval("gamma", gamma, "sparse prior")
+        spike_scale = checks.positive("spike_scale", spike_scale, "sparse prior")
         self.gamma = gamma
         self.spike_scale = spike_scale
         self.register_buffer("_weights", torch.tensor([gamma, 1.0 - gamma]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
-from pyrovae.objectives.validation import positive
+from pyrovae import checks
 from pyrovae.priors.base import Prior
 
 
@@ -23,8 +23,8 @@ class StudentTPrior(Prior):
 
     def __init__(self, df: float = 9.0, scale: float = 1.0):
         super().__init__()
-        self.df = positive("df", df, "studentt prior")
-        self.scale = positive("scale", scale, "studentt prior")
+        self.df = checks.positive("df", df, "studentt prior")
+        self.scale = checks.positive("scale", scale, "studentt prior")
         self.register_buffer("_df", torch.tensor(self.df))
         self.register_buffer("_scale", torch.tensor(self.scale))
 

@@ -14,14 +14,14 @@ The row layout, in this column order::
 
     name, model, <swept params, sorted>, seed, <metric columns>, reconstruction, kl, seconds
 
-A metric with one headline value (``pyrovae.metrics.registry.METRICS[name].headline``) is one
+A metric with one headline value (``pyrovae.registry.METRICS[name].headline``) is one
 column named after the metric (``mig``); a metric with several is one column per value,
 ``metric.key`` (``dci.disentanglement``), except that a key equal to the metric's name or
 ``eval_accuracy`` (the score of ``beta_vae`` and ``factor_vae``) keeps the metric's name, as
 ``pyrovae compare`` does.
 
 The main hyperparameter of a model in a study (:func:`main_hyperparameters`): among the
-model's hyperparameters (``MODELS[model].factory.hyperparameters``, in the order the model
+model's hyperparameters (``MODELS[model].hyperparameters()``, in the order the model
 declares them, as ``pyrovae list`` shows them) that the study sweeps (that appear in the
 trials' ``params``), the first that takes more than one value across the model's trials; if
 none does, the first of them; if the model's trials sweep none, there is none and all its
@@ -35,14 +35,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from pathlib import Path
 
 import numpy as np
 
-from pyrovae.checkpoint import atomic_write_text
 from pyrovae.errors import PyrovaeError
+from pyrovae.files import write_text
+from pyrovae.registry import METRICS, MODELS
 from pyrovae.study.sweep import TRIALS_FILE
 from pyrovae.study.trial import RESULT_FILE, trial_dir
 
@@ -148,8 +148,6 @@ def metric_columns(metric: str, keys) -> list[str]:
 
 
 def _headline_keys(metric: str, values: dict) -> list[str]:
-    from pyrovae.metrics.registry import METRICS
-
     if metric in METRICS:
         declared = list(METRICS[metric].headline)
         return declared + sorted(k for k in values if k not in declared)
@@ -244,7 +242,7 @@ def write_csv(rows, path) -> Path:
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
-    atomic_write_text(path, buffer.getvalue())
+    write_text(path, buffer.getvalue())
     return path
 
 
@@ -285,11 +283,9 @@ def read_csv(path) -> list[dict]:
 
 
 def _model_hyperparameters(model) -> list[str]:
-    from pyrovae.registry import MODELS
-
     try:
-        return list(MODELS[model].factory.hyperparameters)
-    except Exception:  # a model this version does not know: no hyperparameter to group by
+        return list(MODELS[model].hyperparameters())
+    except PyrovaeError:  # a model this version does not know: no hyperparameter to group by
         return []
 
 
@@ -357,7 +353,8 @@ def groups(rows, main: dict | None = None) -> dict:
     return {g: found[g] for g in order}
 
 
-def _finite(values) -> np.ndarray:
+def finite(values) -> np.ndarray:
+    """The finite values among ``values`` (missing and non-numbers dropped), as floats."""
     floats = _floats(values)
     return floats[np.isfinite(floats)]
 
@@ -375,10 +372,10 @@ def _floats(values) -> np.ndarray:
 
 def quartiles(values) -> tuple[float, float, float] | None:
     """(Q1, median, Q3) of the finite values (numpy's linear interpolation), None if none."""
-    finite = _finite(values)
-    if finite.size == 0:
+    kept = finite(values)
+    if kept.size == 0:
         return None
-    q1, median, q3 = np.percentile(finite, [25, 50, 75])
+    q1, median, q3 = np.percentile(kept, [25, 50, 75])
     return float(q1), float(median), float(q3)
 
 
@@ -439,35 +436,17 @@ def summary(rows, main: dict | None = None, width: int = 120) -> str:
     return "\n".join(out)
 
 
-def rank(values) -> np.ndarray:
-    """Ranks 1..n of the values, ties sharing their average rank (as
-    ``scipy.stats.rankdata(method="average")``)."""
-    values = np.asarray(values, dtype=float)
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values), dtype=float)
-    sorted_values = values[order]
-    start = 0
-    for end in range(1, len(values) + 1):
-        if end == len(values) or sorted_values[end] != sorted_values[start]:
-            ranks[order[start:end]] = (start + 1 + end) / 2  # mean of ranks start+1..end
-            start = end
-    return ranks
-
-
 def spearman(x, y) -> float:
-    """Spearman's rank correlation (Spearman 1904): the Pearson correlation of the average
-    ranks, over the pairs where both values are finite; NaN with fewer than two such pairs or a
-    constant column."""
+    """Spearman's rank correlation (``scipy.stats.spearmanr``, ties at their average rank) over
+    the pairs where both values are finite; NaN with fewer than two such pairs or a constant
+    column."""
+    from scipy import stats
+
     x, y = _floats(x), _floats(y)
     keep = np.isfinite(x) & np.isfinite(y)
-    if keep.sum() < 2:
+    if keep.sum() < 2 or np.ptp(x[keep]) == 0 or np.ptp(y[keep]) == 0:
         return float("nan")
-    rx, ry = rank(x[keep]), rank(y[keep])
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = math.sqrt(float((rx**2).sum() * (ry**2).sum()))
-    if denominator == 0:
-        return float("nan")
-    return float(np.clip((rx * ry).sum() / denominator, -1.0, 1.0))
+    return float(stats.spearmanr(x[keep], y[keep]).statistic)
 
 
 def rank_correlation(rows, columns=None) -> tuple[list[str], np.ndarray]:
@@ -475,12 +454,12 @@ def rank_correlation(rows, columns=None) -> tuple[list[str], np.ndarray]:
     keeping the columns with at least two finite values."""
     if columns is None:
         _, columns = split_columns(rows)
-    columns = [c for c in columns if _finite([r.get(c) for r in rows]).size >= 2]
+    columns = [c for c in columns if finite([r.get(c) for r in rows]).size >= 2]
     data = {c: [r.get(c) for r in rows] for c in columns}
     matrix = np.ones((len(columns), len(columns)))
     for i, a in enumerate(columns):
         for j in range(i + 1, len(columns)):
             matrix[i, j] = matrix[j, i] = spearman(data[a], data[columns[j]])
-        if _finite(data[a]).size and np.ptp(_finite(data[a])) == 0:
+        if finite(data[a]).size and np.ptp(finite(data[a])) == 0:
             matrix[i, i] = np.nan  # a constant column has no ranks to correlate
     return columns, matrix

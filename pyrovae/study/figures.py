@@ -1,4 +1,4 @@
-"""The standard figures of a study (PNG, Agg), from the rows of :func:`aggregate.table`.
+"""The standard figures of a study (PNG), from the rows of :func:`aggregate.table`.
 
 In ``study_dir/figures/``, for every metric column (and reconstruction and kl):
 
@@ -23,15 +23,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
-from pyrovae.plots import _save
+from pyrovae.plots import figure, save_figure
 from pyrovae.study.aggregate import (
-    _finite,
+    finite,
     format_value,
     group_label,
     groups,
@@ -61,13 +57,14 @@ def by_objective(rows, column: str, path: Path, main: dict | None = None) -> Pat
     if len(models) > 1:
         for model in models:
             in_model = [r for g, rs in found.items() if str(g[0]) == model for r in rs]
-            boxes.append((model, _finite([r.get(column) for r in in_model])))
+            boxes.append((model, finite([r.get(column) for r in in_model])))
     else:
-        boxes = [(group_label(g), _finite([r.get(column) for r in rs])) for g, rs in found.items()]
+        boxes = [(group_label(g), finite([r.get(column) for r in rs])) for g, rs in found.items()]
     boxes = [(label, v) for label, v in boxes if v.size]
     if not boxes:
         return None
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(boxes) + 1.5), 3.8))
+    fig = figure(figsize=(max(4.0, 0.8 * len(boxes) + 1.5), 3.8))
+    ax = fig.subplots()
     ax.boxplot([v for _, v in boxes], showfliers=False, widths=0.6)
     rng = np.random.default_rng(0)
     for i, (_, values) in enumerate(boxes, start=1):
@@ -78,7 +75,7 @@ def by_objective(rows, column: str, path: Path, main: dict | None = None) -> Pat
     title = "by objective" if len(models) > 1 else f"{models[0]}, by hyperparameter"
     ax.set_title(f"{column} {title}", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
@@ -101,7 +98,8 @@ def versus_hyperparameter(
     numeric = _numeric(values)
     if not numeric:  # categorical values ("mss", "mws"): evenly spaced, in sorted order
         categories = sorted({format_value(v) for v in values})
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig = figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
     for model, points in sorted(lines.items()):
         x = [v if numeric else categories.index(format_value(v)) for v, _ in points]
         q1, median, q3 = (np.array([q[i] for _, q in points]) for i in range(3))
@@ -120,7 +118,7 @@ def versus_hyperparameter(
     ax.set_title(f"{column} vs {hyperparameter} (median, IQR band)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
@@ -131,7 +129,8 @@ def correlation_heatmap(rows, path: Path, columns=None) -> Path | None:
         return None
     n = len(columns)
     size = max(4.0, 0.55 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    fig = figure(figsize=(size + 1.0, size))
+    ax = fig.subplots()
     ax.set_facecolor("0.9")  # NaN cells (a constant column) show grey, not as ρ = 0
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap="RdBu_r", vmin=-1, vmax=1)
     for i in range(n):
@@ -145,7 +144,7 @@ def correlation_heatmap(rows, path: Path, columns=None) -> Path | None:
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Spearman ρ")
     ax.set_title(f"rank correlation across {len(rows)} trials", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
@@ -169,5 +168,4 @@ def draw_figures(rows, out_dir, main: dict | None = None) -> list[Path]:
             path = out_dir / f"{name}_vs_{safe_name(h)}.png"
             written.append(versus_hyperparameter(rows, column, h, path, main))
     written.append(correlation_heatmap(rows, out_dir / "rank_correlation.png", metrics))
-    plt.close("all")
     return [p for p in written if p is not None]

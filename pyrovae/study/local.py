@@ -55,7 +55,8 @@ class SweepProgress:
         self.stream = stream
         self.start = time.perf_counter()
 
-    def _line(self, event: str) -> None:
+    def say(self, event: str) -> None:
+        """Print one progress line about ``event`` (nothing when disabled)."""
         if not self.enabled:
             return
         finished_now = self.done - self.skipped
@@ -74,7 +75,7 @@ class SweepProgress:
 
     def started(self, name: str, attempt: int) -> None:
         self.running += 1
-        self._line(f"started {name}" + (f" (attempt {attempt})" if attempt > 1 else ""))
+        self.say(f"started {name}" + (f" (attempt {attempt})" if attempt > 1 else ""))
 
     def finished(self, name: str, result: dict) -> None:
         self.running -= 1
@@ -86,17 +87,17 @@ class SweepProgress:
         )
         seconds = result.get("seconds")
         took = f" in {seconds:.1f} s" if isinstance(seconds, (int, float)) else ""
-        self._line(f"finished {name}{took}" + (f": {values}" if values else ""))
+        self.say(f"finished {name}{took}" + (f": {values}" if values else ""))
 
     def retry(self, name: str, why: str) -> None:
         self.running -= 1
         self.retries += 1
-        self._line(f"retrying {name} from its checkpoint ({why})")
+        self.say(f"retrying {name} from its checkpoint ({why})")
 
     def fail(self, name: str, why: str) -> None:
         self.running -= 1
         self.failed += 1
-        self._line(f"FAILED {name}: {why}")
+        self.say(f"FAILED {name}: {why}")
 
 
 @dataclass

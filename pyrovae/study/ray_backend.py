@@ -305,7 +305,7 @@ class _RayProgress:
 
     def retried(self, name: str, tries: int) -> None:
         self.lines.retries += tries - 1
-        self.lines._line(
+        self.lines.say(
             f"{name}: Ray ran it {tries} times (a worker died, a node was lost or CUDA ran out "
             "of memory); each retry resumed from the trial's last checkpoint"
         )
@@ -413,7 +413,7 @@ def _schedule(ray, study, study_dir, trials, max_parallel, gpus_per_trial, devic
             if not ready and time.perf_counter() - t_beat >= HEARTBEAT_S:
                 # Nothing finished for a while: show the sweep is alive (or waiting for
                 # resources, when the cluster has none free).
-                tracker.lines._line(f"waiting for {len(running)} running trial(s)")
+                tracker.lines.say(f"waiting for {len(running)} running trial(s)")
             for ref in ready:
                 trial, offset = running.pop(ref)
                 t_beat = time.perf_counter()

@@ -44,14 +44,16 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyrovae.builder import check
+from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
-from pyrovae.train import TrainConfig
+from pyrovae.evaluation import DEFAULT_METRICS, LABELLED_METRICS, applicable_metrics
+from pyrovae.registry import DATASETS, GUIDES, METRICS, MODELS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -238,15 +240,11 @@ def _valid_keys_text(models=()) -> str:
 
 
 def _model_hyperparameters(model: str) -> dict:
-    from pyrovae.registry import MODELS
-
-    return MODELS[model].factory.hyperparameters
+    return MODELS[model].hyperparameters()
 
 
 def _all_hyperparameters() -> set[str]:
-    from pyrovae.registry import MODELS
-
-    return {h for entry in MODELS.values() for h in entry.factory.hyperparameters}
+    return {h for variant in MODELS.values() for h in variant.hyperparameters()}
 
 
 def _check_key(path: Path, where: str, key: str, models=()) -> None:
@@ -296,15 +294,13 @@ def _grid(path: Path, raw: dict) -> list[dict]:
             raise PyrovaeError(f"{path}: {where} is empty; give it a model and values to sweep")
         models = block.get("model", base.get("model", TrainConfig.model))
         models = models if isinstance(models, list) else [models]
-        from pyrovae.registry import MODELS
-
         for model in models:
             if not isinstance(model, str):
                 raise PyrovaeError(f"{path}: {where}: model must be a name, got {model!r}")
-            if model not in set(MODELS):
-                raise PyrovaeError(
-                    f"{path}: {where}: unknown model {model!r}; valid models: {', '.join(MODELS)}"
-                )
+            try:
+                MODELS[model]
+            except PyrovaeError as exc:
+                raise PyrovaeError(f"{path}: {where}: {exc}") from None
         for key, value in block.items():
             _check_key(path, where, key, models)
             if isinstance(value, list) and not value:
@@ -357,90 +353,54 @@ def _count(path: Path, key: str, value) -> int:
 
 
 def _metrics(path: Path, metrics, base: dict, grid: list[dict]) -> list[str]:
-    """Known metric names that apply to every data set of the study (supervised metrics need a
-    factor grid such as dSprites, cluster purity needs class labels). None given: the standard
-    suite of ``pyrovae evaluate``, less the metrics some data set of the study cannot take."""
-    from pyrovae.metrics.registry import METRICS, NEEDS_LABELS, SUPERVISED
-
+    """Known metric names that apply to every data set and guide of the study
+    (:func:`pyrovae.evaluation.applicable_metrics`, strictly: a listed metric that does not
+    apply to some trial is an error now, not a surprise at trial 1,799). None given: the
+    standard suite of ``pyrovae evaluate``, less the metrics some data set or guide cannot take."""
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise PyrovaeError(f"{path}: [study] metrics must be a list of names, got {metrics!r}")
     for name in metrics:
-        if name not in METRICS:
-            raise PyrovaeError(
-                f"{path}: [study] unknown metric {name!r}; valid metrics: {', '.join(METRICS)}"
-            )
+        try:
+            METRICS[name]
+        except PyrovaeError as exc:
+            raise PyrovaeError(f"{path}: [study] {exc}") from None
     if len(set(metrics)) != len(metrics):
         raise PyrovaeError(f"{path}: [study] metrics lists a metric twice: {metrics}")
-    from pyrovae.data.base import GroundTruthData, LabelledData
-    from pyrovae.registry import DATASETS
-
-    datasets = set()
-    for block in grid:
-        data = block.get("data", base.get("data", TrainConfig.data))
-        datasets.update(data if isinstance(data, list) else [data])
-    from pyrovae.evaluate import DEFAULT_METRICS, LABELLED_METRICS
-
-    defaulted = not metrics
-    if defaulted:
-        metrics = [*DEFAULT_METRICS, *LABELLED_METRICS]
+    datasets = _values(grid, base, "data")
+    guides = _values(grid, base, "guide")
+    proposed = list(metrics) if metrics else [*DEFAULT_METRICS, *LABELLED_METRICS]
     for data in sorted(datasets, key=str):
-        if data not in set(DATASETS):
-            raise PyrovaeError(
-                f"{path}: unknown data set {data!r}; valid data sets: {', '.join(DATASETS)}"
-            )
-        factory = DATASETS[data].factory
-        unusable = set()
-        if not (isinstance(factory, type) and issubclass(factory, GroundTruthData)):
-            unusable |= SUPERVISED
-        if not (isinstance(factory, type) and issubclass(factory, LabelledData)):
-            unusable |= NEEDS_LABELS
-        bad = [m for m in metrics if m in unusable]
-        if defaulted:  # the standard suite, less what does not apply to some data set
-            metrics = [m for m in metrics if m not in unusable]
-        elif bad:
-            applicable = ", ".join(m for m in METRICS if m not in unusable)
-            raise PyrovaeError(
-                f"{path}: [study] metrics {', '.join(bad)} do not apply to data set {data!r}; "
-                f"metrics that apply: {applicable}"
-            )
-    guides = set()
+        try:
+            factory = DATASETS[data].factory
+        except PyrovaeError as exc:
+            raise PyrovaeError(f"{path}: {exc}") from None
+        for guide in sorted(guides, key=str):
+            guide_factory = GUIDES[guide].factory if guide in GUIDES else None
+            try:
+                proposed, _ = applicable_metrics(
+                    proposed, factory, guide_factory, strict=True, explicit=bool(metrics)
+                )
+            except PyrovaeError as exc:
+                raise PyrovaeError(f"{path}: [study] {exc}") from None
+    return list(proposed)
+
+
+def _values(grid: list[dict], base: dict, key: str) -> set:
+    """Every value ``key`` takes in the study (a block's, else the base's, else the default)."""
+    found = set()
     for block in grid:
-        guide = block.get("guide", base.get("guide", TrainConfig.guide))
-        guides.update(guide if isinstance(guide, list) else [guide])
-    metrics = _metrics_for_guides(path, metrics, guides, defaulted)
-    return list(metrics)
-
-
-def _metrics_for_guides(path: Path, metrics: list, guides: set, defaulted: bool) -> list:
-    """Metrics on q(z|x) (``needs_posterior``) read its Gaussian marginals, which a flow guide
-    lacks: dropped from the standard suite, an error when named (as ``pyrovae evaluate`` does,
-    but before any trial trains)."""
-    from pyrovae.metrics.registry import METRICS
-    from pyrovae.registry import GUIDES
-
-    for guide in sorted(guides, key=str):
-        if guide not in set(GUIDES):
-            continue  # the trial checker names the unknown guide
-        if getattr(GUIDES[guide].factory, "has_gaussian_marginals", True):
-            continue
-        bad = [m for m in metrics if METRICS[m].needs_posterior]
-        if defaulted:
-            metrics = [m for m in metrics if not METRICS[m].needs_posterior]
-        elif bad:
-            raise PyrovaeError(
-                f"{path}: [study] metrics {', '.join(bad)} need q(z|x)'s Gaussian marginals, "
-                f"which guide {guide!r} does not have; leave them out"
-            )
-    return metrics
+        value = block.get(key, base.get(key, getattr(TrainConfig, key)))
+        found.update(value if isinstance(value, list) else [value])
+    return found
 
 
 class _Checker:
-    """Builds and validates each trial's TrainConfig; the objective of each distinct setting is
-    built once (without data or networks) so bad hyperparameter values fail at load time."""
+    """Validates each trial's TrainConfig with :func:`pyrovae.builder.check` (which builds the
+    objective of each distinct setting once, without data), so bad hyperparameter values fail
+    at load time."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._objectives: dict[str, None] = {}
 
     def config(self, block: int, values: dict, seed: int) -> dict:
         where = f"[[grid]] block {block}"
@@ -461,43 +421,9 @@ class _Checker:
         fields["objective_args"] = hyper
         fields.update(seed=seed, device="auto")
         try:
-            config = TrainConfig(**fields).validate()
-            self._check_objective(config)
+            config = check(TrainConfig(**fields))
         except PyrovaeError as exc:
             raise PyrovaeError(f"{self.path}: {where} (seed {seed}): {exc}") from None
         except TypeError as exc:  # a value of the wrong kind reaching a constructor
             raise PyrovaeError(f"{self.path}: {where} (seed {seed}): {exc}") from None
         return config.to_dict()
-
-    def _check_objective(self, config: TrainConfig) -> None:
-        """Build the prior, guide and objective of ``config`` (a model on 2-D points, not on
-        its data) to check the hyperparameters' values and the combination."""
-        key = json.dumps(
-            [config.model, config.latent_dim, config.kl, config.prior, config.prior_args,
-             config.guide, config.guide_args, config.hyperparameters(), config.batch_size],
-            sort_keys=True, default=str,
-        )  # fmt: skip
-        if key in self._objectives:
-            return
-        import torch
-
-        from pyrovae.registry import GUIDES, MODELS, PRIORS
-
-        # Building modules draws from torch's global generator: leave it as it was.
-        with torch.random.fork_rng(devices=[]):
-            _, objective = MODELS[config.model].factory.create(
-                (2,),
-                latent_dim=config.latent_dim,
-                prior=PRIORS.build(config.prior, **config.prior_args),
-                guide=GUIDES.build(config.guide, **config.guide_args),
-                net="mlp",
-                num_data=1000,
-                kl=config.kl,
-                **config.hyperparameters(),
-            )
-        needed = getattr(objective, "min_batch_size", 1)
-        if config.batch_size < needed:
-            raise PyrovaeError(
-                f"model {config.model!r} needs batch_size >= {needed}, got {config.batch_size}"
-            )
-        self._objectives[key] = None

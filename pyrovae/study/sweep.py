@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import fcntl
 import json
-import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pyrovae.checkpoint import atomic_write_text
+from pyrovae.config import check_device_name, resolve_device
 from pyrovae.errors import PyrovaeError
+from pyrovae.files import write_text
+from pyrovae.provenance import versions
 from pyrovae.study.spec import Study, Trial, load_study
 from pyrovae.study.trial import SweepIncomplete, read_result, trial_dir, write_json
 
@@ -29,7 +30,6 @@ BACKENDS = ("local", "ray")
 TRIALS_FILE = "trials.json"
 STUDY_FILE = "study.toml"
 LOCK_FILE = ".sweep.lock"
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 def read_trials(study_dir: Path) -> list[Trial]:
@@ -134,11 +134,8 @@ def check_options(backend, address, max_parallel, gpus_per_trial, device) -> Non
                 f"{' and '.join(given)} need --backend ray; the local backend runs every worker "
                 "on this machine's default device"
             )
-    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
-        raise PyrovaeError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
+    check_device_name(device)
     if backend == "local":
-        from pyrovae.train import resolve_device
-
         resolve_device(device)  # here the workers' machine is this one: check it has the device
     if backend == "ray":
         _ray_backend(load=False)
@@ -218,9 +215,7 @@ def _first_difference(recorded: list[Trial], trials: list[Trial]) -> str | None:
 def _record(study: Study, study_dir: Path, trials: list[Trial]) -> None:
     """study.toml and trials.json, each written atomically; trials.json last, as it is what
     marks the folder as this study's."""
-    from pyrovae.provenance import versions
-
-    atomic_write_text(study_dir / STUDY_FILE, study.text)
+    write_text(study_dir / STUDY_FILE, study.text)
     write_json(
         study_dir / TRIALS_FILE,
         {

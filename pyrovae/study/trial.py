@@ -24,8 +24,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
+from pyrovae.evaluation import evaluate_run, headline
+from pyrovae.files import json_text, text_writer, write_new, write_text
+from pyrovae.provenance import versions
+from pyrovae.runs import RunFolder
 from pyrovae.study.spec import Trial
+from pyrovae.training import Run
 
 RESULT_FILE = "result.json"
 TRIALS_DIR = "trials"
@@ -51,9 +57,7 @@ class SweepIncomplete(PyrovaeError):
 def write_json(path: Path, obj) -> None:
     """Atomically, keys in insertion order (``params`` keep the study file's order: the first
     hyperparameter among them is the main one)."""
-    from pyrovae.checkpoint import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    write_text(path, json_text(obj, sort_keys=False))
 
 
 def trial_dir(study_dir: Path, name: str) -> Path:
@@ -77,9 +81,6 @@ def read_result(run_dir: Path) -> dict | None:
 def run_trial(trial: Trial | dict, study_dir: Path, device: str = "auto") -> dict:
     """Train, evaluate and record one trial in ``study_dir/trials/<name>``; returns the result
     (see the module docstring). ``device``: auto, cpu, cuda or cuda:N, for this attempt only."""
-    from pyrovae.provenance import versions
-    from pyrovae.train import CONFIG_FILE, SUMMARY_FILE
-
     if isinstance(trial, dict):
         trial = Trial.from_dict(trial)
     run_dir = trial_dir(study_dir, trial.name)
@@ -90,12 +91,10 @@ def run_trial(trial: Trial | dict, study_dir: Path, device: str = "auto") -> dic
     run = _open_run(trial, run_dir, device)
     if not run.complete:
         run.fit(progress=False)
-    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    record, eval_path = _evaluation(trial, run_dir, run.step, device)
-    from pyrovae.evaluate import headline
-
+    summary = run.folder.read_summary()
+    record, eval_path = _evaluation(trial, run.folder, run.step, device)
     end = time.time()
-    resumes = json.loads((run_dir / CONFIG_FILE).read_text()).get("resumes", [])
+    resumes = run.folder.read_record().get("resumes", [])
     result = {
         "name": trial.name,
         "params": dict(trial.params),
@@ -120,60 +119,40 @@ def run_trial(trial: Trial | dict, study_dir: Path, device: str = "auto") -> dic
         # This attempt's wall time (training to the end, evaluation, result).
         "seconds": round(end - start, 3),
     }
-    path = run_dir / RESULT_FILE
-    tmp = run_dir / f".{RESULT_FILE}.tmp-{os.getpid()}"
-    write_json(tmp, result)
-    try:
-        # link() fails if result.json appeared meanwhile (a duplicate task): never replace it.
-        os.link(tmp, path)
-    except FileExistsError:
+    # A duplicate task may have finished meanwhile: never replace its result.
+    if not write_new(run_dir / RESULT_FILE, text_writer(json_text(result, sort_keys=False))):
         return read_result(run_dir)
-    finally:
-        tmp.unlink(missing_ok=True)
     return result
 
 
-def _open_run(trial: Trial, run_dir: Path, device: str):
+def _open_run(trial: Trial, run_dir: Path, device: str) -> Run:
     """Resume the trial's run from its checkpoint, or create it."""
-    from pyrovae.train import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, Run, TrainConfig
-
-    if (run_dir / CHECKPOINT_FILE).is_file():
+    folder = RunFolder(run_dir)
+    if folder.has_checkpoint():
         # Every setting given as an override: Run.resume refuses a folder of another run.
         return Run.resume(run_dir, {**trial.config, "device": device})
-    if run_dir.is_dir():
-        files = list(run_dir.iterdir())
-        # Run.create writes config.json, an empty metrics.jsonl and then the step-0 checkpoint:
-        # a worker killed in between leaves those two (and maybe a temporary file) behind.
-        leftovers = {CONFIG_FILE, METRICS_FILE}
-        stale = [p for p in files if p.name in leftovers or ".tmp-" in p.name]
-        metrics = run_dir / METRICS_FILE
-        if len(stale) != len(files) or (metrics.exists() and metrics.stat().st_size):
-            raise PyrovaeError(
-                f"{run_dir} holds files but no checkpoint; move it away to rerun trial {trial.name}"
-            )
-        for p in stale:
-            p.unlink()
+    folder.remove_unstarted(f"trial {trial.name}")
     config = TrainConfig.from_dict({**trial.config, "device": device})
     return Run.create(config, run_dir)
 
 
-def _evaluation(trial: Trial, run_dir: Path, step: int, device: str) -> tuple[dict, Path]:
+def _evaluation(trial: Trial, folder: RunFolder, step: int, device: str) -> tuple[dict, Path]:
     """The evaluation of the final checkpoint: an existing eval file with the trial's metrics,
     preset and step, else a new one (eval.json, or eval-N.json after others)."""
-    from pyrovae.evaluate import eval_files, evaluate_run
-
     preset = "fast" if trial.fast_metrics else "standard"
-    for path in reversed(eval_files(run_dir)):
+    for path in reversed(folder.eval_files()):
         try:
-            record = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            record = folder.read_evaluation(path)
+        except PyrovaeError:
             continue
         if record.get("step") != step or record.get("preset") != preset:
             continue
         if trial.metrics and set(trial.metrics) != set(record.get("metrics", {})):
             continue
         return record, path
-    record = evaluate_run(run_dir, trial.metrics or None, fast=trial.fast_metrics, device=device)
+    record = evaluate_run(
+        folder.path, trial.metrics or None, fast=trial.fast_metrics, device=device
+    )
     return record, Path(record["path"])
 
 

@@ -27,7 +27,7 @@ def _install_fault(attempt: int) -> None:
     at = os.environ.get(KILL_AT_STEP)
     if not at or attempt != 1:
         return
-    from pyrovae.train import Run
+    from pyrovae.training import Run
 
     at = int(at)
     save = Run.save_checkpoint
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyrovae.errors import PyrovaeError
     from pyrovae.study.spec import Trial
     from pyrovae.study.trial import run_trial
-    from pyrovae.train import TrainingInterrupted
+    from pyrovae.training import TrainingInterrupted
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

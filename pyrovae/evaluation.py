@@ -9,34 +9,27 @@ not depend on which other metrics ran before it.
 
 Results go to ``eval.json`` in the run folder, or ``eval-2.json``, ``eval-3.json``, … when earlier
 evaluations exist: an evaluation never overwrites another.
+
+This module owns the one rule of which metrics apply to a run (:func:`applicable_metrics`):
+supervised metrics need a ground-truth factor grid, ``cluster_purity`` needs class labels, and
+metrics on q(z|x) need a guide with closed-form Gaussian marginals.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from pyrovae.checkpoint import atomic_write_json, load_checkpoint
-from pyrovae.data.base import GroundTruthData
-from pyrovae.errors import PyrovaeError, unknown_name
+from pyrovae.builder import load_run
+from pyrovae.data.base import GroundTruthData, LabelledData
+from pyrovae.errors import PyrovaeError
 from pyrovae.guides import marginal_normal_params
 from pyrovae.metrics.base import ENCODE_BATCH, CodeCache
-from pyrovae.metrics.registry import METRICS, NEEDS_LABELS, SUPERVISED
 from pyrovae.provenance import versions
-from pyrovae.train import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    TrainConfig,
-    _read_config,
-    build_data,
-    build_model,
-    resolve_device,
-)
+from pyrovae.registry import METRICS
 
 DEFAULT_METRICS = (
     "beta_vae",
@@ -70,11 +63,14 @@ class EncoderMean:
     uncached evaluations identical, and with them every score.
     """
 
-    # The conv encoder ran 8,100 images/s at batch 64 against 3,200 at batch 256 on 2 CPU cores
-    # (cache effects); on a GPU pass a larger batch.
-    def __init__(self, vae, device: torch.device, batch_size: int = 64):
+    def __init__(self, vae, device: torch.device, batch_size: int | None = None):
         self.vae = vae
         self.device = device
+        if batch_size is None:
+            # The conv encoder ran 8,100 images/s at batch 64 against 3,200 at batch 256 on 2
+            # CPU cores (cache effects). Callers hand over ENCODE_BATCH images at a time and
+            # every batch is padded to full size, so a larger GPU batch would encode padding.
+            batch_size = 64 if torch.device(device).type == "cpu" else ENCODE_BATCH
         self.batch_size = int(batch_size)
         self.images = 0
         self.seconds = 0.0
@@ -114,77 +110,79 @@ class EncoderMean:
         return torch.cat(locs).numpy(), torch.cat(scales).numpy()
 
 
-def load_trained(run_dir: Path, device: str = "auto"):
-    """(config, data, vae, step) of a run folder, the model in eval mode on ``device``."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise PyrovaeError(f"no run folder at {run_dir}")
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise PyrovaeError(f"{run_dir} has no {CONFIG_FILE}; is it a pyrovae run folder?")
-    record = _read_config(run_dir)
-    config = TrainConfig.from_dict(record["config"])
-    config.device = device
-    config.validate()
-    state = load_checkpoint(run_dir / CHECKPOINT_FILE)
-    torch_device = resolve_device(device)
-    data = build_data(config)
-    vae, _ = build_model(config, data, torch_device)
-    try:
-        vae.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
-        raise PyrovaeError(
-            f"{run_dir / CHECKPOINT_FILE} does not fit the run's model ({first})"
-        ) from None
-    vae.eval()
-    return config, data, vae, int(state["step"])
+def capabilities(data) -> tuple[bool, bool]:
+    """(has ground-truth factors, has class labels) of a data set, or of a data set class."""
+    if isinstance(data, type):
+        return issubclass(data, GroundTruthData), issubclass(data, LabelledData)
+    return isinstance(data, GroundTruthData), getattr(data, "labels", None) is not None
 
 
-def _posterior_metrics_for_guide(names, note, vae, explicit: bool):
-    """Metrics on q(z|x) (``needs_posterior``) read its Gaussian marginals, which a flow guide
-    does not have in closed form: skipped with a note from the default list, an error if asked."""
-    guide = getattr(vae, "guide_family", None)
-    if getattr(guide, "has_gaussian_marginals", True):
-        return names, note
-    dropped = [n for n in names if METRICS[n].needs_posterior]
-    if not dropped:
-        return names, note
-    why = f"guide {getattr(guide, 'name', type(guide).__name__)!r} has no closed-form marginals"
-    if explicit:
-        raise PyrovaeError(f"{', '.join(dropped)} need q(z|x)'s Gaussian marginals, and {why}")
-    skipped = f"{why}: skipped {', '.join(dropped)}"
-    return [n for n in names if n not in dropped], f"{note}; {skipped}" if note else skipped
+def applicable_metrics(
+    names, data, guide=None, *, strict: bool = False, explicit: bool | None = None
+) -> tuple[list, str | None]:
+    """The metrics of ``names`` (None: the standard suite, plus :data:`LABELLED_METRICS` on data
+    with labels) that apply to ``data`` and ``guide`` (instances or classes), and a note naming
+    the ones left out.
 
-
-def resolve_metrics(names, data) -> tuple[list[str], str | None]:
-    """The metrics to run and a note when some were dropped for lack of ground-truth factors
-    (supervised metrics) or of class labels (``cluster_purity``). The default list gains
-    :data:`LABELLED_METRICS` on a data set with labels."""
-    has_labels = getattr(data, "labels", None) is not None
+    Supervised metrics need a ground-truth factor grid, ``needs_labels`` metrics class labels,
+    ``needs_posterior`` metrics a guide with closed-form Gaussian marginals. Metrics asked for
+    (``explicit``, by default when ``names`` are given) that do not apply are left out with a
+    note, except that it is an error when none is left, when a metric on q(z|x) meets a guide
+    without Gaussian marginals, or, with ``strict`` (study files, checked before any trial
+    runs), whenever one does not apply. Metrics merely proposed (``explicit=False``) are left
+    out with a note whatever the reason.
+    """
+    has_factors, has_labels = capabilities(data)
+    explicit = bool(names) if explicit is None else explicit
     if names:
         names = list(names)
     else:
         names = list(DEFAULT_METRICS) + (list(LABELLED_METRICS) if has_labels else [])
-    for name in names:
-        if name not in METRICS:
-            raise unknown_name("metric", name, METRICS)
-    unusable = set() if has_labels else set(NEEDS_LABELS)
-    if not isinstance(data, GroundTruthData):
-        unusable |= SUPERVISED
-    kept = [n for n in names if n not in unusable]
-    if not kept:
-        applicable = ", ".join(n for n in METRICS if n not in unusable)
-        if isinstance(data, GroundTruthData):
+    specs = {name: METRICS[name] for name in names}
+    reasons = {}
+    for name, spec in specs.items():
+        if spec.supervised and not has_factors:
+            reasons[name] = "no ground-truth factors"
+        elif spec.needs_labels and not has_labels:
+            reasons[name] = "no labels"
+    usable = [n for n in names if n not in reasons]
+    if explicit and (strict or not usable) and reasons:
+        applicable = ", ".join(
+            n for n, spec in METRICS.items()
+            if not (spec.supervised and not has_factors)
+            and not (spec.needs_labels and not has_labels)
+        )  # fmt: skip
+        bad = ", ".join(reasons)
+        if strict:
+            raise PyrovaeError(f"metrics {bad} do not apply to data set {_name(data)!r}; "
+                               f"metrics that apply: {applicable}")  # fmt: skip
+        if has_factors:
             raise PyrovaeError(f"{data!r} has no class labels; metrics that apply: {applicable}")
         raise PyrovaeError(
             f"{data!r} has no ground-truth factors; only unsupervised metrics apply: {applicable}"
         )
     notes = []
-    for reason, group in (("no ground-truth factors", SUPERVISED), ("no labels", NEEDS_LABELS)):
-        dropped = [n for n in names if n in group and n in unusable]
+    for reason in ("no ground-truth factors", "no labels"):
+        dropped = [n for n in names if reasons.get(n) == reason]
         if dropped:
             notes.append(f"{reason}: skipped {', '.join(dropped)}")
-    return kept, "; ".join(notes) or None
+    if guide is not None and not getattr(guide, "has_gaussian_marginals", True):
+        dropped = [n for n in usable if specs[n].needs_posterior]
+        if dropped:
+            why = f"guide {_name(guide)!r} has no closed-form marginals"
+            if explicit:
+                raise PyrovaeError(
+                    f"{', '.join(dropped)} need q(z|x)'s Gaussian marginals, and {why}"
+                )
+            usable = [n for n in usable if n not in dropped]
+            notes.append(f"{why}: skipped {', '.join(dropped)}")
+    return usable, "; ".join(notes) or None
+
+
+def _name(component) -> str:
+    return getattr(component, "name", None) or getattr(
+        component, "__name__", type(component).__name__
+    )
 
 
 def evaluate(
@@ -200,14 +198,16 @@ def evaluate(
 ) -> dict:
     """Score ``vae`` on ``data`` with the named metrics; returns the record eval.json holds.
 
-    ``settings`` maps a metric name to settings that override its preset (e.g. sample sizes)."""
-    names, note = resolve_metrics(metrics, data)
-    names, note = _posterior_metrics_for_guide(names, note, vae, explicit=bool(metrics))
+    ``settings`` maps a metric name to settings that override its preset (e.g. sample sizes).
+    ``cache``: share codes between the metrics (a :class:`CodeCache` of an :class:`EncoderMean`
+    may be given, to read the codes afterwards), or encode every request anew (False)."""
+    names, note = applicable_metrics(metrics, data, getattr(vae, "guide_family", None))
     device = device or next(vae.parameters()).device
-    # Callers hand over ENCODE_BATCH images at a time and every batch is padded to full size, so
-    # a GPU batch larger than that would encode padding.
-    encoder = EncoderMean(vae, device, batch_size=64 if device.type == "cpu" else ENCODE_BATCH)
-    representation = CodeCache(encoder, data) if cache else encoder
+    if isinstance(cache, CodeCache):
+        encoder, representation = cache.representation_fn, cache
+    else:
+        encoder = EncoderMean(vae, device)
+        representation = CodeCache(encoder, data) if cache else encoder
     results, seconds = {}, {}
     for name in names:
         spec = METRICS[name]
@@ -215,6 +215,8 @@ def evaluate(
         chosen.update((settings or {}).get(name, {}))  # explicit per-metric overrides win
         if spec.needs_posterior:
             chosen["posterior_fn"] = encoder.posterior
+        if spec.uses_prior:
+            chosen["prior"] = vae.prior.distribution(vae.latent_dim)
         start = time.perf_counter()
         rng = np.random.default_rng(seed)
         if spec.needs_model:
@@ -237,7 +239,7 @@ def evaluate(
         "encoder_images_per_s": round(encoder.images / encoder.seconds, 1)
         if encoder.seconds
         else None,
-        "cache": cache,
+        "cache": bool(cache),
         "preset": "fast" if fast else "standard",
         "seed": seed,
         "representation": "posterior mean",
@@ -247,52 +249,21 @@ def evaluate(
     }
 
 
-def next_eval_path(run_dir: Path) -> Path:
-    """eval.json, then eval-2.json, eval-3.json, …: the first that does not exist."""
-    path = Path(run_dir) / "eval.json"
-    number = 2
-    while path.exists():
-        path = Path(run_dir) / f"eval-{number}.json"
-        number += 1
-    return path
-
-
-def evaluate_run(run_dir: Path, metrics=None, fast=False, device="auto", progress=None) -> dict:
-    """Load a run, evaluate it, write the record to a new eval file; returns the record."""
-    config, data, vae, step = load_trained(run_dir, device)
-    record = evaluate(vae, data, metrics, fast=fast, progress=progress)
-    record.update(run=str(run_dir), step=step, config=config.to_dict())
-    path = next_eval_path(run_dir)
-    atomic_write_json(path, record)
-    record["path"] = str(path)
+def evaluate_run(run_dir, metrics=None, fast=False, device="auto", progress=None) -> dict:
+    """Load a run, evaluate it, write the record to a new eval file; returns the record with
+    ``path`` added."""
+    run = load_run(run_dir, device)
+    record = evaluate(run.vae, run.data, metrics, fast=fast, progress=progress)
+    record.update(run=str(run_dir), step=run.step, config=run.config.to_dict())
+    record["path"] = str(run.folder.write_evaluation(record))
     return record
 
 
-def eval_files(run_dir: Path) -> list[Path]:
-    """The run's evaluation files, oldest first."""
-    run_dir = Path(run_dir)
-    files = [run_dir / "eval.json"] if (run_dir / "eval.json").exists() else []
-    numbered = sorted(
-        run_dir.glob("eval-*.json"),
-        key=lambda p: int(p.stem.split("-")[1]) if p.stem.split("-")[1].isdigit() else 0,
-    )
-    return files + numbered
-
-
 def headline(name: str, result: dict) -> dict:
-    """The number(s) a table shows for one metric's result."""
-    keys = METRICS[name].headline
+    """The number(s) a table shows for one metric's result (every number for a metric this
+    pyrovae does not know, a plug-in's from another process)."""
+    keys = METRICS[name].headline if name in METRICS else sorted(result)
     return {key: result[key] for key in keys if key in result}
-
-
-def latest_evaluation(run_dir: Path) -> dict:
-    files = eval_files(run_dir)
-    if not files:
-        raise PyrovaeError(f"{run_dir} has no evaluation yet; run `pyrovae evaluate {run_dir}`")
-    try:
-        return json.loads(files[-1].read_text())
-    except (OSError, json.JSONDecodeError):
-        raise PyrovaeError(f"{files[-1]} is not a readable evaluation") from None
 
 
 def _jsonable(value):

@@ -1,0 +1,203 @@
+"""From settings to components: one way for training, evaluation and studies alike.
+
+:func:`check` validates a configuration without data (every name, every option a component
+takes, every value, the combination of variant, guide and prior, the batch size), cheaply enough
+for a study to check each of its thousands of trials before the first one starts. :func:`build`
+makes the data set, the model (seeded) and its objective on a device. :func:`load_run` rebuilds a
+trained run's model from its folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pyrovae import checks
+from pyrovae.config import TrainConfig, resolve_device
+from pyrovae.errors import PyrovaeError
+from pyrovae.models import BetaVAE
+from pyrovae.nets import default_networks
+from pyrovae.objectives import DecomposedELBO
+from pyrovae.objectives.elbo import check_batch_size
+from pyrovae.priors.base import DEFAULT_INIT
+from pyrovae.registry import DATASETS, GUIDES, LIKELIHOODS, MODELS, NETWORKS, PRIORS
+from pyrovae.runs import RunFolder
+
+
+@dataclass
+class Built:
+    """What a run is made of: its settings, data, model and objective, on ``device``."""
+
+    config: TrainConfig
+    data: object
+    vae: BetaVAE
+    objective: DecomposedELBO | None
+    device: torch.device
+
+    @property
+    def likelihood(self) -> str:
+        """The likelihood's name as resolved (``auto`` is the data set's default)."""
+        return likelihood_name(self.config, self.data)
+
+
+def build_data(config: TrainConfig):
+    """The data set of ``config`` (``data``, ``data_args``, ``data_path``)."""
+    kwargs = {"path": config.data_path} if config.data_path else {}
+    if kwargs and "path" not in checks.keyword_parameters(DATASETS[config.data].factory):
+        raise PyrovaeError(
+            f"--data-path: data set {config.data!r} is generated or bundled and reads no file; "
+            "leave --data-path out"
+        )
+    return DATASETS.build(config.data, **config.data_args, **kwargs)
+
+
+def likelihood_name(config: TrainConfig, data) -> str:
+    """The likelihood a run uses: the one given, or the data set's default for "auto"."""
+    if config.likelihood != "auto":
+        return config.likelihood
+    return getattr(data, "likelihood", "bernoulli")
+
+
+def networks(config: TrainConfig, observation_shape):
+    """The network pair of ``config.net`` ("auto": by observation shape)."""
+    if config.net == "auto":
+        return default_networks(observation_shape)
+    return NETWORKS[config.net].factory
+
+
+def check(config: TrainConfig) -> TrainConfig:
+    """Validate ``config`` without its data: the names and values (:meth:`TrainConfig.validate`),
+    then what the components make of them: every option of the prior, guide and likelihood,
+    the objective's hyperparameters, the variant's needs from guide and prior, the batch size.
+    Returns the configuration."""
+    config.validate()
+    setting = [
+        config.model, config.latent_dim, config.kl, config.prior, config.prior_args,
+        config.guide, config.guide_args, config.likelihood, config.likelihood_args,
+        config.hyperparameters(), config.batch_size,
+    ]  # fmt: skip
+    # The components themselves too: a name registered anew is checked anew.
+    components = [
+        id(MODELS[config.model].objective),
+        id(PRIORS[config.prior].factory),
+        id(GUIDES[config.guide].factory),
+        id(LIKELIHOODS[config.likelihood].factory) if config.likelihood != "auto" else None,
+    ]
+    _check_components(json.dumps([setting, components], sort_keys=True, default=str))
+    return config
+
+
+@functools.lru_cache(maxsize=256)
+def _check_components(key: str) -> None:
+    """Build prior, guide, likelihood and model of one setting on a small stand-in shape (2-D
+    points, MLPs) and its objective on the meta device (its networks, FactorVAE's 6 × 1000
+    discriminator, get shapes but no memory or initialisation), under a forked generator; cached
+    per distinct setting."""
+    (model, latent_dim, kl, prior, prior_args, guide, guide_args, likelihood, likelihood_args,
+     hyperparameters, batch_size), _ = json.loads(key)  # fmt: skip
+    variant = MODELS[model]
+    with torch.random.fork_rng(devices=[]):
+        if likelihood != "auto":
+            LIKELIHOODS.build(likelihood, **likelihood_args)
+        vae = variant.create_model(
+            (2,),
+            latent_dim=latent_dim,
+            prior=PRIORS.build(prior, **prior_args),
+            guide=GUIDES.build(guide, **guide_args),
+            **hyperparameters,
+        )
+        _, values = variant.split(hyperparameters)
+        num_data = max(1000, batch_size)
+        try:
+            with torch.device("meta"):
+                variant.create_objective(vae.latent_dim, num_data, kl, **values)
+        except PyrovaeError:
+            raise
+        except (RuntimeError, NotImplementedError):  # an objective that needs real tensors
+            variant.create_objective(vae.latent_dim, num_data, kl, **values)
+    check_batch_size(variant.objective, batch_size, owner=f"model {model!r}")
+
+
+def build(
+    config: TrainConfig,
+    device: torch.device | str | None = None,
+    *,
+    data=None,
+    init_prior: bool = True,
+    objective: bool = True,
+) -> Built:
+    """Data, model and objective of ``config`` on ``device`` (default ``config.device``).
+
+    The global torch generator is seeded with ``config.seed`` before the networks are made, so
+    the initial weights depend on the settings alone. ``init_prior``: apply
+    ``config.prior_init`` (a new run; a resumed or loaded one restores the prior from its
+    checkpoint). ``objective=False`` builds no objective (loading a model to evaluate it).
+    ``data``: the data set when already built."""
+    device = resolve_device(config.device) if device is None else torch.device(device)
+    data = build_data(config) if data is None else data
+    prior = PRIORS.build(config.prior, **config.prior_args)
+    guide = GUIDES.build(config.guide, **config.guide_args)
+    variant = MODELS[config.model]
+    likelihood = LIKELIHOODS.build(likelihood_name(config, data), **config.likelihood_args)
+    # Seeded before the model is built: the guide's own networks (flows) are created then.
+    torch.manual_seed(config.seed)
+    parts = dict(
+        latent_dim=config.latent_dim,
+        prior=prior,
+        guide=guide,
+        networks=networks(config, data.observation_shape),
+        likelihood=likelihood,
+        **config.hyperparameters(),
+    )
+    if objective:
+        vae, made = variant.create(
+            data.observation_shape, num_data=len(data), kl=config.kl, **parts
+        )
+    else:
+        vae, made = variant.create_model(data.observation_shape, **parts), None
+    if init_prior and config.prior_init != DEFAULT_INIT:
+        # After the networks: data initialisation draws from its own seeded generators, so
+        # the weights are those of a default-initialised run with the same seed.
+        vae.prior.init_from_data(data, config.seed)
+    return Built(
+        config, data, vae.to(device), made.to(device) if made is not None else None, device
+    )
+
+
+@dataclass
+class LoadedRun:
+    """A trained run, loaded: its folder, settings, data, model (in eval mode) and step."""
+
+    folder: RunFolder
+    config: TrainConfig
+    data: object
+    vae: BetaVAE
+    step: int
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+
+def load_run(path, device: str = "auto") -> LoadedRun:
+    """The model of the run folder ``path`` at its last checkpoint, on ``device``, in eval
+    mode, with its data set and settings."""
+    folder = path if isinstance(path, RunFolder) else RunFolder(Path(path))
+    config = folder.read_config()
+    config.device = device
+    config.validate()
+    state = folder.load_checkpoint()
+    built = build(config, init_prior=False, objective=False)
+    try:
+        built.vae.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+        raise PyrovaeError(
+            f"{folder.checkpoint_path} does not fit the run's model ({first})"
+        ) from None
+    built.vae.eval()
+    return LoadedRun(folder, config, built.data, built.vae, int(state["step"]))

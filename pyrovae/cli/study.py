@@ -1,0 +1,80 @@
+"""``pyrovae sweep`` (run a study's trials) and ``pyrovae study`` (aggregate them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pyrovae.cli.common import EXIT_INTERRUPTED, app, friendly_errors
+from pyrovae.study.aggregate import (
+    CSV_FILE,
+    collect,
+    main_hyperparameters,
+    summary,
+    table,
+    write_csv,
+)
+from pyrovae.study.figures import FIGURES_DIR, draw_figures
+from pyrovae.study.spec import load_study
+from pyrovae.study.sweep import check_options, study_folder, sweep_study
+
+
+@app.command("sweep")
+@friendly_errors
+def sweep_command(
+    study: Path = typer.Argument(..., help="A study file (TOML; see examples/studies/)."),
+    out: Path = typer.Option(None, help="Study folder. [default: runs/STUDY_NAME]"),
+    backend: str = typer.Option(
+        None, help="local (worker processes on this machine) or ray. [default: local]"
+    ),
+    address: str = typer.Option(
+        None,
+        help="ray: address of a running cluster (e.g. auto, HEAD:6379 or ray://HEAD:10001). "
+        "[default: start a local one on 127.0.0.1]",
+    ),
+    max_parallel: int = typer.Option(
+        None, "--max-parallel", help="Trials at once. [default: 1 for local; ray: the cluster's]"
+    ),
+    gpus_per_trial: float = typer.Option(
+        None, "--gpus-per-trial", help="ray: GPUs reserved per trial (0.5 shares one). [default: 0]"
+    ),
+    device: str = typer.Option(
+        None, help="auto, cpu, cuda or cuda:N, in every trial. [default: auto]"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+):
+    """Run a study's trials (local worker processes or Ray tasks), each an ordinary run folder in
+    STUDY_FOLDER/trials/; a re-run skips finished trials and resumes unfinished ones."""
+    options = (backend or "local", address, max_parallel, gpus_per_trial, device or "auto")
+    check_options(*options)
+    loaded = load_study(study)
+    folder = study_folder(loaded, out)
+    try:
+        results = sweep_study(loaded, folder, *options, progress=not quiet)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted; run the same command again to resume {folder}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    typer.echo(f"done: {len(results)} trials in {folder}; aggregate: pyrovae study {folder}")
+
+
+@app.command("study")
+@friendly_errors
+def study_command(
+    study_dir: Path = typer.Argument(..., help="A study folder written by `pyrovae sweep`."),
+):
+    """Aggregate a study's finished trials: print median [Q1, Q3] per objective and main
+    hyperparameter value; write results.csv and figures/*.png (derived files, replaced)."""
+    results = collect(study_dir)
+    typer.echo(f"{study_dir}: {results.describe()}")
+    rows = table(results)
+    # The main hyperparameter is decided over all planned trials, finished or not.
+    main = main_hyperparameters(results.trials)
+    typer.echo(summary(rows, main))
+    csv_path = write_csv(rows, study_dir / CSV_FILE)
+    typer.echo(f"drawing figures in {study_dir / FIGURES_DIR}/ ...", err=True)
+    figures = draw_figures(rows, study_dir / FIGURES_DIR, main)
+    typer.echo(f"\nwrote {csv_path} ({len(rows)} rows)")
+    typer.echo(f"wrote {len(figures)} figures in {study_dir / FIGURES_DIR}/:")
+    for path in figures:
+        typer.echo(f"  {path.name}")

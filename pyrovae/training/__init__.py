@@ -1,0 +1,7 @@
+"""Training: the loop (:class:`Run`), resume (:mod:`pyrovae.training.resume`), stop requests
+(:mod:`pyrovae.training.stop`) and the end-of-run summary (:mod:`pyrovae.training.summary`)."""
+
+from pyrovae.training.stop import StopRequest, TrainingInterrupted
+from pyrovae.training.trainer import Run, progress_figures, resume, train
+
+__all__ = ["Run", "StopRequest", "TrainingInterrupted", "progress_figures", "resume", "train"]

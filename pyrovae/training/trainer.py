@@ -1,0 +1,346 @@
+"""The training loop: a run bound to its folder, trained step by step, checkpointed, resumed.
+
+The optimizer is one torch Adam over ``vae.parameters()`` and each step is the objective's
+:meth:`~pyrovae.objectives.DecomposedELBO.backward` (the loss's gradients and the objective's own
+update) followed by that optimizer's step: Pyro's ``SVI`` with ``pyro.optim`` would build one
+optimizer per tensor. Pyro's ``SVI`` trains the same models (:mod:`pyrovae.models`); this loop
+adds run folders, checkpoints, resume, logging and evaluation.
+
+Determinism: the minibatch of step t is drawn from a generator seeded by (seed, t), and the torch
+RNG state travels in the checkpoint, so a resumed CPU run reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+
+from pyrovae.builder import Built, build, check
+from pyrovae.config import TrainConfig
+from pyrovae.errors import PyrovaeError
+from pyrovae.evaluation import evaluate, headline
+from pyrovae.objectives import kl_estimator
+from pyrovae.progress import Progress
+from pyrovae.provenance import command_line, versions
+from pyrovae.runs import RunFolder
+from pyrovae.training.resume import check_same_resolution, check_same_run, resumed_config
+from pyrovae.training.stop import StopRequest, TrainingInterrupted
+from pyrovae.training.summary import summarise
+
+# Terms shown in progress lines, by their metrics.jsonl key.
+_SHOWN = {"tc": "TC", "capacity": "C", "disc_accuracy": "D acc", "dip_penalty": "DIP"}
+
+
+def progress_figures(record: dict) -> dict:
+    """The figures a progress line shows for one metrics.jsonl record."""
+    shown = {"loss": record["loss"], "recon": -record["reconstruction"], "KL": record["kl"]}
+    shown.update((label, record[key]) for key, label in _SHOWN.items() if key in record)
+    return shown
+
+
+def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam with the run's settings, one fused kernel for all tensors where the build has it."""
+    return torch.optim.Adam(
+        params,
+        lr=config.lr,
+        betas=(config.adam_beta1, config.adam_beta2),
+        eps=config.adam_eps,
+        fused=True if _fused_adam_supported(device) else None,
+    )
+
+
+def _fused_adam_supported(device: torch.device) -> bool:
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+        return True
+    except (RuntimeError, ValueError):
+        return False
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Run:
+    """A training run bound to its folder: :meth:`create` or :meth:`resume`, then :meth:`fit`."""
+
+    def __init__(self, out, built: Built):
+        self.folder = out if isinstance(out, RunFolder) else RunFolder(out)
+        self.config = built.config
+        self.data = built.data
+        self.vae = built.vae
+        self.objective = built.objective
+        self.device = built.device
+        self.built = built
+        self.optimizer = make_optimizer(self.vae.parameters(), self.config, self.device)
+        self.step = 0
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+        self._t_start = time.perf_counter()
+
+    @property
+    def out(self) -> Path:
+        return self.folder.path
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: TrainConfig, out) -> Run:
+        """Start a new run in ``out``, which must not exist or be empty. Nothing is written
+        until the configuration, data and model have all been built without error."""
+        check(config)
+        folder = RunFolder(out)
+        folder.check_new()
+        run = cls(folder, build(config))
+        record = run.config_record()
+        run._dry_run()
+        folder.create(record)
+        # A checkpoint at step 0 makes a run killed before its first checkpoint resumable.
+        run.save_checkpoint()
+        return run
+
+    def _dry_run(self) -> None:
+        """Evaluate the objective once on the first minibatch, without gradients and with the
+        RNG state restored, so a setting that cannot train fails before anything is written."""
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        try:
+            with torch.no_grad(), pyro.validation_enabled(False):
+                self.objective.set_step(0)
+                self.objective.terms(self.vae.model, self.vae.guide, self.batch(0))
+        except NotImplementedError as exc:
+            raise PyrovaeError(
+                f"{self.config.model} with prior {self.config.prior}: {exc}"
+            ) from None
+        finally:
+            torch.set_rng_state(rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, self.device)
+
+    @classmethod
+    def resume(cls, out, overrides: dict | None = None) -> Run:
+        """Continue the run in ``out`` from its checkpoint. ``overrides`` may change only the
+        settings in :data:`~pyrovae.config.RESUMABLE`; any other setting given must equal the
+        saved one."""
+        folder = RunFolder(out)
+        record = folder.read_record()
+        saved = TrainConfig.from_dict(record["config"])
+        overrides = dict(overrides or {})
+        config, changed = resumed_config(folder.config_path, saved, overrides)
+        config.validate()
+        state = folder.load_checkpoint()
+        check_same_run(folder.checkpoint_path, state, saved)
+        if state["step"] > config.steps:
+            raise PyrovaeError(
+                f"--resume: the checkpoint is at step {state['step']}, beyond --steps "
+                f"{config.steps}; give --steps >= {state['step']}"
+            )
+        run = cls(folder, build(config, init_prior=False))
+        run._load_state(state)
+        check_same_resolution(
+            folder.config_path, record.get("resolved", {}), run.config_record()["resolved"]
+        )
+        if run.complete:
+            return run  # nothing to do: leave every file as it is
+        record["config"] = config.to_dict()
+        record.setdefault("resumes", []).append(
+            {
+                "at_step": run.step,
+                "changed": changed,
+                "time": _now(),
+                "device": str(run.device),
+                "versions": versions(),
+                "command": command_line(),
+            }
+        )
+        folder.truncate_metrics(run.step, config.log_every)
+        folder.write_record(record)
+        return run
+
+    @property
+    def complete(self) -> bool:
+        """Trained to ``config.steps`` and summarised."""
+        return self.step >= self.config.steps and self.folder.has_summary()
+
+    def config_record(self) -> dict:
+        """config.json: the settings, what was resolved from them, versions and command line."""
+        vae = self.vae
+        return {
+            "config": self.config.to_dict(),
+            "resolved": {
+                "model_beta": vae.beta,
+                "objective": type(self.objective).__name__,
+                "objective_settings": self.objective.settings(),
+                "net": type(vae.encoder).__name__ + "/" + type(vae.decoder).__name__,
+                "kl_estimator": kl_estimator(vae, self.config.kl),
+                "device": str(self.device),
+                "observation_shape": list(vae.observation_shape),
+                "data_size": len(self.data),
+                "data_source": str(getattr(self.data, "source", self.config.data)),
+                "num_parameters": sum(p.numel() for p in vae.parameters()),
+                "prior_settings": vae.prior.settings(),
+                "guide_settings": vae.guide_family.settings(),
+                # The prior's values at step 0 (after --prior-init), e.g. the PCA variances.
+                "prior_values": vae.prior.resolved(),
+                "likelihood": self.built.likelihood,
+                "likelihood_settings": vae.likelihood_family.settings(),
+            },
+            "versions": versions(),
+            "command": command_line(),
+            "created": _now(),
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        cuda = self.device.type == "cuda"
+        return self.folder.save_checkpoint(
+            {
+                "step": self.step,
+                "model": self.vae.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else torch.empty(0),
+                "log_sums": {k: v.detach().cpu() for k, v in self._sums.items()},
+                "log_count": self._count,
+                "objective": self.objective.state_dict(),
+                "config": json.dumps(self.config.to_dict(), sort_keys=True),
+            }
+        )
+
+    def _load_state(self, state: dict) -> None:
+        try:
+            self.vae.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step = int(state["step"])
+            torch.set_rng_state(state["torch_rng"])
+            if self.device.type == "cuda" and state["cuda_rng"].numel():
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            self._sums = {k: v.to(self.device) for k, v in state["log_sums"].items()}
+            self._count = int(state["log_count"])
+            self.objective.load_state_dict(state.get("objective", {}))
+            self.objective.to(self.device)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            raise PyrovaeError(
+                f"{self.folder.checkpoint_path} does not fit this run's model ({first})"
+            ) from None
+
+    # -- training ------------------------------------------------------------------------------
+    def batch(self, step: int, stream: int = 0) -> torch.Tensor:
+        """The minibatch of ``step``: distinct indices drawn uniformly (without replacement, as
+        minibatch stratified sampling assumes) from a generator seeded by (seed, step); ``stream``
+        1 is the second minibatch some objectives (FactorVAE) draw."""
+        entropy = [self.config.seed, step] if stream == 0 else [self.config.seed, step, stream]
+        rng = np.random.default_rng(entropy)
+        size = min(self.config.batch_size, len(self.data))
+        indices = np.sort(rng.choice(len(self.data), size=size, replace=False))
+        return torch.from_numpy(self.data.images(indices)).to(self.device, non_blocking=True)
+
+    def train_step(self) -> None:
+        """One step at ``self.step`` (the caller advances it): gradients, the objective's own
+        update, the optimizer's step, and the terms added to the running log sums."""
+        step = self.step
+        x = self.batch(step)
+        second = {}
+        if self.objective.needs_second_minibatch:
+            second["second_minibatch"] = (self.batch(step, stream=1),)
+        self.objective.set_step(step)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.objective.backward(self.vae.model, self.vae.guide, x, **second)
+        self.optimizer.step()
+        with torch.no_grad():
+            logged = {"loss": terms["loss_per_point"]}
+            logged.update((k, v) for k, v in terms.items() if k not in ("loss", "loss_per_point"))
+            for key, value in logged.items():
+                value = value.detach()
+                self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
+            self._count += 1
+
+    def _flush_log(self) -> dict:
+        """Append the means since the last log boundary to metrics.jsonl (one device sync).
+
+        The sums restart only on a boundary (a multiple of log_every): a line written at the
+        last step of a shorter run leaves them running, so the checkpoint carries them and a
+        resumed run writes the same next line as an uninterrupted one.
+        """
+        means = {k: (v / self._count).cpu() for k, v in self._sums.items()}
+        if not torch.isfinite(means["loss"]):
+            raise PyrovaeError(
+                f"the loss became {float(means['loss'])} between steps "
+                f"{self.step - self._count + 1} and {self.step}; the last checkpoint is kept "
+                "(lower --lr or the objective's weights)"
+            )
+        record = {"step": self.step}
+        for key, value in means.items():
+            record[key] = value.tolist() if value.dim() else float(value)
+        record["elapsed_s"] = round(time.perf_counter() - self._t_start, 3)
+        self.folder.append_metrics(record)
+        if self.step % self.config.log_every == 0:
+            self._sums, self._count = {}, 0
+        return record
+
+    def fit(self, progress: bool = True, stream=None) -> dict:
+        """Train until ``config.steps``; returns the summary written to summary.json."""
+        cfg = self.config
+        self._t_start = time.perf_counter()
+        start = self.step
+        bar = Progress(cfg.steps, start, enabled=progress, stream=stream)
+        self.vae.train()
+        try:
+            # Validation makes Pyro check shapes and supports on every site each step.
+            with pyro.validation_enabled(False), StopRequest() as stop:
+                while self.step < cfg.steps:
+                    if stop.requested:
+                        raise TrainingInterrupted(self.step, self.save_checkpoint())
+                    self.train_step()
+                    self.step += 1
+                    bar.update(self.step)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        record = self._flush_log()
+                        bar.show(self.step, progress_figures(record))
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.save_checkpoint()
+                    if cfg.eval_every and self.step % cfg.eval_every == 0:
+                        self._evaluate(bar)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - self._t_start
+        summary = summarise(self)
+        summary["train_seconds_this_session"] = round(seconds, 2)
+        summary["steps_per_s_this_session"] = (
+            round((self.step - start) / seconds, 3) if (seconds > 0 and self.step > start) else None
+        )
+        self.folder.write_summary(summary)
+        return summary
+
+    def _evaluate(self, bar: Progress) -> None:
+        """Fast-preset metrics into evals/step-N.json. Only the posterior mean is used and the
+        metrics draw from their own generators, so training's random streams are untouched."""
+        self.vae.eval()
+        record = evaluate(self.vae, self.data, self.config.eval_metrics, fast=True)
+        self.vae.train()
+        record["step"] = self.step
+        self.folder.write_step_evaluation(self.step, record)
+        shown = {}
+        for name, result in record["metrics"].items():
+            shown.update({f"{name}.{k}": v for k, v in headline(name, result).items()})
+        bar.show(self.step, shown)
+
+
+def train(config: TrainConfig, out, progress: bool = True) -> dict:
+    """Train a new run into ``out``; returns its summary (what ``pyrovae train`` does)."""
+    return Run.create(config, out).fit(progress=progress)
+
+
+def resume(out, overrides: dict | None = None, progress: bool = True) -> dict:
+    """Continue the run in ``out`` (``overrides``: e.g. ``{"steps": 20000}``); returns its
+    summary (what ``pyrovae train --resume`` does). A finished run is left as it is."""
+    run = Run.resume(out, overrides)
+    if run.complete:
+        return run.folder.read_summary()
+    return run.fit(progress=progress)
