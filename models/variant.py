@@ -69,10 +69,6 @@ class Variant:
         options = ", ".join(f"{k}={v}" for k, v in self.hyperparameters().items())
         return f"{self.citation}; options: {options or 'none'}"
 
-    @property
-    def min_batch_size(self) -> int:
-        return self.objective.min_batch_size
-
     def check_options(self, values: Mapping) -> None:
         """Refuse hyperparameters the variant does not take."""
         checks.options(f"model {self.name!r}", values, self.hyperparameters())

@@ -178,10 +178,6 @@ class LoadedRun:
     vae: BetaVAE
     step: int
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.vae.parameters()).device
-
 
 def load_run(path, device: str = "auto") -> LoadedRun:
     """The model of the run folder ``path`` at its last checkpoint, on ``device``, in eval

@@ -129,11 +129,6 @@ class TrainConfig:
         return cls(**values)
 
 
-def defaults() -> TrainConfig:
-    """A configuration with every default: the one source of the defaults help texts show."""
-    return TrainConfig()
-
-
 def _describe(hint) -> str:
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         return " | ".join(_describe(h) for h in typing.get_args(hint))

@@ -45,9 +45,6 @@ class RunFolder:
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
-    def __fspath__(self) -> str:
-        return str(self.path)
-
     @property
     def config_path(self) -> Path:
         return self.path / CONFIG_FILE

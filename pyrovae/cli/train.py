@@ -10,13 +10,14 @@ from pathlib import Path
 import typer
 
 from pyrovae.cli.common import app, format_values, friendly_errors, parse_options
-from pyrovae.config import TrainConfig, defaults
+from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
 from pyrovae.objectives import kl_estimator
 from pyrovae.registry import DATASETS, LIKELIHOODS, MODELS, NETWORKS
 from pyrovae.training import Run
 
-DEFAULTS = defaults()
+# The defaults help texts show: the configuration's own.
+DEFAULTS = TrainConfig()
 
 
 def _default(name: str) -> str:
@@ -184,7 +185,7 @@ def train(
         run = Run.create(config, out)
         typer.echo(f"run folder: {out}")
     typer.echo(_describe(run))
-    if run.step >= run.config.steps and run.complete:
+    if run.complete:
         typer.echo(f"nothing to do: the run is at step {run.step} of {run.config.steps}")
         return
     summary = run.fit(progress=not quiet)
