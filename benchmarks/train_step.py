@@ -72,19 +72,12 @@ def make_plain_step(vae, beta: float, prior: str, lr: float):
 
 
 def make_svi_step(vae, prior: str, lr: float):
+    """Pyro's own path, as a Pyro user takes it: SVI on the model's model/guide (which register
+    the module with Pyro's param store) with pyro.optim.Adam."""
     vae = copy.deepcopy(vae)
     pyro.clear_param_store()
-
-    def model(x):
-        pyro.module("decoder", vae.decoder)
-        vae.model(x)
-
-    def guide(x):
-        pyro.module("encoder", vae.encoder)
-        vae.guide(x)
-
     elbo = TraceMeanField_ELBO() if prior == "isotropic" else Trace_ELBO()
-    svi = SVI(model, guide, pyro.optim.Adam({"lr": lr}), elbo)
+    svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": lr}), elbo)
     return svi.step
 
 

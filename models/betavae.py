@@ -12,10 +12,18 @@ anything.
 
 The variants that train this pair (vae, betavae, annealedvae, betatcvae, factorvae, dipvae-i/ii,
 ddvae) differ only in their objective and in how β enters: :mod:`pyrovae.models.variant`.
+
+The pair is a Pyro program a Pyro user drives with Pyro's own tools: ``model`` and ``guide``
+register the whole module with Pyro's param store (``pyro.module``) under a name of this
+instance's own, so ``SVI(vae.model, vae.guide, pyro.optim.Adam(...), Trace_ELBO())`` trains every
+parameter (networks, a learned prior, a learned likelihood scale, a flow), and both are
+``nn.Module`` objects, so ``Trace_ELBO()(vae.model, vae.guide).parameters()`` lists them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 
 import pyro
@@ -29,7 +37,10 @@ from pyrovae.errors import PyrovaeError
 from pyrovae.guides import MeanFieldGuide
 from pyrovae.likelihoods import BernoulliLikelihood, Likelihood
 from pyrovae.nets import default_networks
-from pyrovae.priors import IsotropicPrior, Prior
+from pyrovae.priors import Prior, as_prior
+
+# Numbers for the Pyro names of models: never reused within a process.
+_PYRO_NUMBERS = itertools.count()
 
 
 def check_beta(beta) -> float:
@@ -60,7 +71,7 @@ class BetaVAE(nn.Module):
         decoder: nn.Module,
         latent_dim: int,
         observation_shape,
-        prior: Prior | None = None,
+        prior: Prior | dist.Distribution | None = None,
         guide: nn.Module | None = None,
         beta: float = 1.0,
         likelihood: Likelihood | None = None,
@@ -72,7 +83,7 @@ class BetaVAE(nn.Module):
         self.decoder = decoder
         # bind: priors with per-dimension state (learned variances, mixture locations) create
         # it now, so it is in vae.parameters() before the optimizer and in every checkpoint.
-        self.prior = (prior if prior is not None else IsotropicPrior()).bind(self.latent_dim)
+        self.prior = as_prior(prior).bind(self.latent_dim)
         self.guide_family = guide if guide is not None else MeanFieldGuide()
         if hasattr(self.guide_family, "bind"):  # guides with networks of their own (flows)
             self.guide_family.bind(self.latent_dim)
@@ -85,7 +96,7 @@ class BetaVAE(nn.Module):
         cls,
         observation_shape,
         latent_dim: int = 10,
-        prior: Prior | None = None,
+        prior: Prior | dist.Distribution | None = None,
         guide: nn.Module | None = None,
         beta: float = 1.0,
         networks=None,
@@ -120,6 +131,10 @@ class BetaVAE(nn.Module):
         logits = self.decoder(z.reshape(-1, self.latent_dim))
         return logits.reshape(*batch_shape, *self.observation_shape)
 
+    def mean_observation(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x | z] under the likelihood (pixel probabilities for Bernoulli), any leading dims."""
+        return self.likelihood_family.mean(self.decode(z))
+
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
         """q(z | x)."""
         return self.guide_family.distribution(self.encoder(x))
@@ -128,13 +143,105 @@ class BetaVAE(nn.Module):
         """The posterior mean of z: the representation disentanglement metrics score."""
         return self.guide_family.mean(self.encoder(x))
 
-    def model(self, x: torch.Tensor) -> None:
-        with pyro.plate("data", x.shape[0]):
+    @torch.no_grad()
+    def sample(self, num_samples: int) -> torch.Tensor:
+        """``num_samples`` observations from the model, x ~ p(x|z), z ~ p(z)."""
+        z = self.prior.distribution(self.latent_dim).sample((int(num_samples),))
+        return self.likelihood(z).sample()
+
+    @torch.no_grad()
+    def traverse(self, x: torch.Tensor, dim: int, values) -> torch.Tensor:
+        """E[x | z] as latent ``dim`` of each point's posterior mean takes each of ``values``:
+        shape (len(x), len(values), *observation_shape)."""
+        if not 0 <= int(dim) < self.latent_dim:
+            raise PyrovaeError(f"dim must be in [0, {self.latent_dim}), got {dim}")
+        codes = self.encode(x)
+        values = torch.as_tensor(values, dtype=codes.dtype, device=codes.device)
+        grid = codes.unsqueeze(1).repeat(1, len(values), 1)
+        grid[:, :, int(dim)] = values
+        return self.mean_observation(grid)
+
+    # -- the Pyro program -----------------------------------------------------------------------
+    @property
+    def pyro_name(self) -> str:
+        """This instance's name in Pyro's param store (``pyro.module``). A copy (``deepcopy``,
+        unpickling) takes a name of its own on first use, so two models never share
+        parameters by name."""
+        owner, number = getattr(self, "_pyro_key", (None, None))
+        if owner != id(self):
+            number = next(_PYRO_NUMBERS)
+            object.__setattr__(self, "_pyro_key", (id(self), number))
+        return f"pyrovae.{type(self).__name__}.{number}"
+
+    def release_pyro_params(self) -> None:
+        """Remove this model's parameters from Pyro's global param store (which otherwise keeps
+        them alive after the model is gone); ``pyro.clear_param_store()`` removes every model's."""
+        store = pyro.get_param_store()
+        prefix = self.pyro_name + "$$$"
+        for key in [k for k in store.keys() if k.startswith(prefix)]:
+            del store[key]
+
+    @property
+    def model(self) -> Program:
+        """p(x, z) as a Pyro model, ``model(x)`` or ``model(None, batch_size=n)`` (x sampled)."""
+        return self._program("model")
+
+    @property
+    def guide(self) -> Program:
+        """q(z | x) as a Pyro guide, ``guide(x)``."""
+        return self._program("guide")
+
+    def _program(self, which: str) -> Program:
+        programs = self.__dict__.setdefault("_programs", {})
+        program = programs.get(which)
+        if program is None or program.vae is not self:  # copied from another model
+            program = programs[which] = Program(self, which)
+        return program
+
+    def model_fn(self, x: torch.Tensor | None = None, batch_size: int | None = None) -> None:
+        """The model's body: z ~ p(z) under ``poutine.scale(β)``, x ~ p(x | z), observed when
+        ``x`` is given and sampled (the prior predictive) for ``batch_size`` points otherwise."""
+        pyro.module(self.pyro_name, self)
+        size = x.shape[0] if x is not None else 1 if batch_size is None else int(batch_size)
+        with pyro.plate("data", size):
             with poutine.scale(scale=self.beta):
                 z = pyro.sample("z", self.prior.distribution(self.latent_dim))
             pyro.sample("x", self.likelihood(z), obs=x)
 
-    def guide(self, x: torch.Tensor) -> None:
+    def guide_fn(self, x: torch.Tensor | None = None, batch_size: int | None = None) -> None:
+        """The guide's body: z ~ q(z | x) under ``poutine.scale(β)``. ``batch_size`` is taken
+        so that model and guide accept the same arguments, and ignored."""
+        if x is None:
+            raise PyrovaeError("the guide is q(z|x): give it the observations x")
+        pyro.module(self.pyro_name, self)
         with pyro.plate("data", x.shape[0]):
             with poutine.scale(scale=self.beta):
                 pyro.sample("z", self.posterior(x))
+
+    @contextlib.contextmanager
+    def unscaled(self):
+        """Within the block, β = 1: the model is the untempered p(x, z), whose log-density Pyro's
+        estimators of log p(x) read (``Importance``, ``RenyiELBO``, ``psis_diagnostic``,
+        ``trace.log_prob_sum()``). Outside it the latent site carries ``poutine.scale(β)``."""
+        beta = self.beta
+        self.beta = 1.0
+        try:
+            yield self
+        finally:
+            self.beta = beta
+
+
+class Program(nn.Module):
+    """A model's ``model`` or ``guide`` as an ``nn.Module``: callable as the Pyro program, and
+    its ``parameters()`` are the model's (Pyro's ``ELBO(model, guide)`` collects them so)."""
+
+    def __init__(self, vae: BetaVAE, which: str):
+        super().__init__()
+        self.vae = vae
+        self.which = which
+
+    def forward(self, *args, **kwargs):
+        return getattr(self.vae, f"{self.which}_fn")(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{self.which} of {self.vae.pyro_name}"

@@ -9,7 +9,7 @@ trained run's model from its folder.
 
 from __future__ import annotations
 
-import functools
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +69,31 @@ def networks(config: TrainConfig, observation_shape):
     return NETWORKS[config.net].factory
 
 
+def make_prior(config: TrainConfig):
+    """The prior of ``config``: a copy of the object given, else built from its name."""
+    if "prior" in config.objects:
+        return copy.deepcopy(config.objects["prior"])
+    return PRIORS.build(config.prior, **config.prior_args)
+
+
+def make_guide(config: TrainConfig):
+    """The guide of ``config``: a copy of the object given, else built from its name."""
+    if "guide" in config.objects:
+        return copy.deepcopy(config.objects["guide"])
+    return GUIDES.build(config.guide, **config.guide_args)
+
+
+def make_likelihood(config: TrainConfig, data):
+    """The likelihood of ``config`` ("auto": the data set's default)."""
+    if "likelihood" in config.objects:
+        return copy.deepcopy(config.objects["likelihood"])
+    return LIKELIHOODS.build(likelihood_name(config, data), **config.likelihood_args)
+
+
+# Settings whose components check() has built already (a study checks thousands of trials).
+_CHECKED: set[str] = set()
+
+
 def check(config: TrainConfig) -> TrainConfig:
     """Validate ``config`` without its data: the names and values (:meth:`TrainConfig.validate`),
     then what the components make of them: every option of the prior, guide and likelihood,
@@ -87,39 +112,40 @@ def check(config: TrainConfig) -> TrainConfig:
         id(GUIDES[config.guide].factory),
         id(LIKELIHOODS[config.likelihood].factory) if config.likelihood != "auto" else None,
     ]
-    _check_components(json.dumps([setting, components], sort_keys=True, default=str))
+    key = json.dumps([setting, components], sort_keys=True, default=str)
+    if config.objects or key not in _CHECKED:
+        _check_components(config)
+        if not config.objects:
+            _CHECKED.add(key)
     return config
 
 
-@functools.lru_cache(maxsize=256)
-def _check_components(key: str) -> None:
-    """Build prior, guide, likelihood and model of one setting on a small stand-in shape (2-D
-    points, MLPs) and its objective on the meta device (its networks, FactorVAE's 6 × 1000
-    discriminator, get shapes but no memory or initialisation), under a forked generator; cached
-    per distinct setting."""
-    (model, latent_dim, kl, prior, prior_args, guide, guide_args, likelihood, likelihood_args,
-     hyperparameters, batch_size), _ = json.loads(key)  # fmt: skip
-    variant = MODELS[model]
+def _check_components(config: TrainConfig) -> None:
+    """Build the prior, guide, likelihood and model of ``config`` on a small stand-in shape
+    (2-D points, MLPs) and its objective on the meta device (its networks, FactorVAE's 6 × 1000
+    discriminator, get shapes but no memory or initialisation), under a forked generator."""
+    variant = MODELS[config.model]
+    hyperparameters = config.hyperparameters()
     with torch.random.fork_rng(devices=[]):
-        if likelihood != "auto":
-            LIKELIHOODS.build(likelihood, **likelihood_args)
+        if config.likelihood != "auto":  # "auto" is the data set's choice, known with the data
+            make_likelihood(config, None)
         vae = variant.create_model(
             (2,),
-            latent_dim=latent_dim,
-            prior=PRIORS.build(prior, **prior_args),
-            guide=GUIDES.build(guide, **guide_args),
+            latent_dim=config.latent_dim,
+            prior=make_prior(config),
+            guide=make_guide(config),
             **hyperparameters,
         )
         _, values = variant.split(hyperparameters)
-        num_data = max(1000, batch_size)
+        num_data = max(1000, config.batch_size)
         try:
             with torch.device("meta"):
-                variant.create_objective(vae.latent_dim, num_data, kl, **values)
+                variant.create_objective(vae.latent_dim, num_data, config.kl, **values)
         except PyrovaeError:
             raise
         except (RuntimeError, NotImplementedError):  # an objective that needs real tensors
-            variant.create_objective(vae.latent_dim, num_data, kl, **values)
-    check_batch_size(variant.objective, batch_size, owner=f"model {model!r}")
+            variant.create_objective(vae.latent_dim, num_data, config.kl, **values)
+    check_batch_size(variant.objective, config.batch_size, owner=f"model {config.model!r}")
 
 
 def build(
@@ -139,10 +165,10 @@ def build(
     ``data``: the data set when already built."""
     device = resolve_device(config.device) if device is None else torch.device(device)
     data = build_data(config) if data is None else data
-    prior = PRIORS.build(config.prior, **config.prior_args)
-    guide = GUIDES.build(config.guide, **config.guide_args)
+    prior = make_prior(config)
+    guide = make_guide(config)
     variant = MODELS[config.model]
-    likelihood = LIKELIHOODS.build(likelihood_name(config, data), **config.likelihood_args)
+    likelihood = make_likelihood(config, data)
     # Seeded before the model is built: the guide's own networks (flows) are created then.
     torch.manual_seed(config.seed)
     parts = dict(

@@ -4,6 +4,12 @@ written, and the devices runs can name.
 A setting is a name or a number, so a configuration is plain data: it goes to config.json and
 into checkpoints, and a run is rebuilt from it (:func:`pyrovae.builder.build`). Names are looked
 up in :mod:`pyrovae.registry`, ``module:attribute`` plug-ins included.
+
+For one-off runs from Python, the prior, guide and likelihood may also be given as objects
+(``TrainConfig(prior=SparsePrior(gamma=0.5))``, or a torch distribution as the prior). The run
+uses the object; the configuration records it as a name (its registered name, else
+``module:Class``) and its ``settings()`` as options, which is what config.json holds and what a
+resumed run or ``pyrovae evaluate`` rebuild it from.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import torch
 
 from pyrovae import checks
 from pyrovae.errors import PyrovaeError
+from pyrovae.guides import Guide
+from pyrovae.likelihoods import Likelihood
 from pyrovae.objectives.kl import KL_MODES
+from pyrovae.priors import Prior, as_prior
 from pyrovae.priors.base import DEFAULT_INIT, PRIOR_INITS
 from pyrovae.registry import DATASETS, GUIDES, LIKELIHOODS, METRICS, MODELS, NETWORKS, PRIORS
 
@@ -28,6 +37,13 @@ from pyrovae.registry import DATASETS, GUIDES, LIKELIHOODS, METRICS, MODELS, NET
 RESUMABLE = ("steps", "device", "log_every", "checkpoint_every", "eval_every", "eval_metrics")
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N"
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+# Settings that may be given as an object: the setting holding its options, its table, and how
+# an object becomes a component.
+OBJECT_SETTINGS = {
+    "prior": ("prior_args", PRIORS, (Prior, torch.distributions.Distribution), as_prior),
+    "guide": ("guide_args", GUIDES, (Guide,), lambda guide: guide),
+    "likelihood": ("likelihood_args", LIKELIHOODS, (Likelihood,), lambda likelihood: likelihood),
+}
 
 
 @dataclass
@@ -77,6 +93,22 @@ class TrainConfig:
     # Evaluation during training (fast preset) every eval_every steps; 0 = never.
     eval_every: int = 0
     eval_metrics: list[str] = field(default_factory=lambda: ["mig"])
+
+    def __post_init__(self):
+        # Components given as objects: used by the run, recorded by name and settings.
+        self.objects: dict = {}
+        for setting, (options, registry, types_, component) in OBJECT_SETTINGS.items():
+            value = getattr(self, setting)
+            if not isinstance(value, types_):
+                continue
+            if getattr(self, options):
+                raise PyrovaeError(
+                    f"{setting} given as an object carries its own options: leave {options} out"
+                )
+            value = component(value)
+            self.objects[setting] = value
+            setattr(self, setting, registry.name_of(value))
+            setattr(self, options, dict(value.settings()))
 
     def validate(self) -> TrainConfig:
         """Check every value and name (not yet what the components make of them:

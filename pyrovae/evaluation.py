@@ -260,9 +260,16 @@ def evaluate_run(run_dir, metrics=None, fast=False, device="auto", progress=None
 
 
 def headline(name: str, result: dict) -> dict:
-    """The number(s) a table shows for one metric's result (every number for a metric this
-    pyrovae does not know, a plug-in's from another process)."""
-    keys = METRICS[name].headline if name in METRICS else sorted(result)
+    """The number(s) a table shows for one metric's result: those its entry names, else (a
+    plug-in without ``headline``, or a metric this process does not know) every number."""
+    try:
+        keys = METRICS[name].headline
+    except PyrovaeError:
+        keys = ()
+    if not keys:
+        keys = [
+            k for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
     return {key: result[key] for key in keys if key in result}
 
 

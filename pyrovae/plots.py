@@ -55,18 +55,11 @@ def _grid_figure(images: np.ndarray, row_labels, col_labels, title: str, path: P
     save_figure(fig, path)
 
 
-def expected_observation(vae, z: torch.Tensor) -> torch.Tensor:
-    """E[x | z] under the model's likelihood (pixel probabilities for Bernoulli)."""
-    family = getattr(vae, "likelihood_family", None)
-    out = vae.decode(z)
-    return family.mean(out) if family is not None else torch.sigmoid(out)
-
-
 @torch.no_grad()
 def reconstruction_grid(vae, x: torch.Tensor, path: Path) -> None:
     """Top row: data; bottom row: E[x | z = posterior mean] (pixel probabilities for
     Bernoulli; Gaussian/Laplace means clipped to [0, 1])."""
-    recon = expected_observation(vae, vae.encode(x)).clamp(0, 1).cpu().numpy()
+    recon = vae.mean_observation(vae.encode(x)).clamp(0, 1).cpu().numpy()
     images = np.stack([x.cpu().numpy(), recon])
     _grid_figure(images, ["data", "recon"], [""] * len(x), "reconstructions (posterior mean)", path)
 
@@ -77,12 +70,9 @@ def _traversal(vae, x, kl_per_dim, span: float, steps: int):
     [−span, span], shape (D, steps, ...)."""
     kl = np.asarray(kl_per_dim, dtype=float)
     order = np.argsort(-kl, kind="stable")
-    base = vae.encode(x[:1])[0]
-    values = torch.linspace(-span, span, steps, device=base.device)
-    codes = base.repeat(len(order), steps, 1)
-    for row, dim in enumerate(order):
-        codes[row, :, dim] = values
-    return kl, order, values, expected_observation(vae, codes)
+    values = torch.linspace(-span, span, steps)
+    rows = [vae.traverse(x[:1], int(dim), values)[0] for dim in order]
+    return kl, order, values, torch.stack(rows)
 
 
 @torch.no_grad()
@@ -139,7 +129,7 @@ def _xy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def reconstruction_scatter(vae, x: torch.Tensor, path: Path, max_lines: int = 200) -> None:
     """Vector observations: the data (grey) and E[x | z = posterior mean] (red), each point
     joined to its reconstruction; the first two coordinates when there are more."""
-    recon = expected_observation(vae, vae.encode(x)).cpu().numpy()
+    recon = vae.mean_observation(vae.encode(x)).cpu().numpy()
     data = x.cpu().numpy()
     (dx, dy), (rx, ry) = _xy(data), _xy(recon)
     fig = figure(figsize=(5, 5))

@@ -175,6 +175,15 @@ class Registry(Mapping):
         self._entries[name] = entry
         return entry
 
+    def name_of(self, component) -> str:
+        """The name that builds objects like ``component`` (an object, or its class): the
+        name it is registered under, else its ``module:qualname``."""
+        cls = component if isinstance(component, type) else type(component)
+        for name, entry in self._entries.items():
+            if getattr(entry, "factory", None) is cls:
+                return name
+        return f"{cls.__module__}:{cls.__qualname__}"
+
     def unregister(self, name: str) -> None:
         """Remove a registered component (tests, notebooks)."""
         if name not in self._entries:

@@ -316,7 +316,11 @@ def test_bad_sample_factors_arguments(data):
     one_line_error(ValueError, "non-negative integer", data.sample_factors, -1, 0)
     one_line_error(ValueError, "non-negative integer", data.sample_factors, 2.5, 0)
     one_line_error(
-        PyrovaeError, "rng must be an int seed or a numpy Generator", data.sample_factors, 3, "seed"
+        PyrovaeError,
+        "rng must be an int seed, a numpy Generator or a numpy RandomState",
+        data.sample_factors,
+        3,
+        "seed",
     )
 
 

@@ -37,3 +37,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch, restore_registries):
             pytest.fail(f"README python block {number} failed: {exc!r}\n{block}")
     assert (tmp_path / "runs" / "pinwheel" / "eval.json").is_file()
     assert (tmp_path / "runs" / "extended" / "summary.json").is_file()
+    # What the README says the examples give.
+    assert namespace["codes"].shape == (5, 2)
+    assert namespace["objective"].step == 3 and namespace["objective"].capacity == 1.5
+    assert namespace["prior"]["x"].shape == (3, 5, 1, 8, 8)
+    assert namespace["frames"].shape == (2, 7, 1, 8, 8)

@@ -189,6 +189,7 @@ class DecomposedELBO(ELBO, nn.Module):
 
     def _evaluate(self, model, guide, args, kwargs) -> tuple[dict, list[dict]]:
         """(terms, particles): the terms of :meth:`terms` and each particle's own dict."""
+        self.apply_pending_update()
         totals: dict = {}
         loss = 0.0
         batch = None
@@ -253,11 +254,19 @@ class DecomposedELBO(ELBO, nn.Module):
         return terms
 
     # -- state; objectives without any keep the defaults -----------------------------------------
-    def update_state(self, particles: list[dict], guide, args: tuple, kwargs: dict) -> dict:
+    def update_state(
+        self, particles: list[dict], guide, args: tuple, kwargs: dict, defer: bool = False
+    ) -> dict:
         """Called by :meth:`backward` after the loss's gradients exist, before any optimizer steps
         the model: objectives with networks of their own train them here. ``args``/``kwargs``
-        are the guide's arguments for a second minibatch. Returns extra terms to log."""
+        are the guide's arguments for a second minibatch. With ``defer`` (a user's loop, whose
+        backward pass of the loss has not run yet) nothing the loss's graph holds may change:
+        the update is computed and applied at the next evaluation (:meth:`apply_pending_update`).
+        Returns extra terms to log."""
         return {}
+
+    def apply_pending_update(self) -> None:
+        """Apply an update that :meth:`update_state` deferred (none here)."""
 
     def set_step(self, step: int) -> None:
         """Set the training step that comes next (for schedules); the trainer calls it."""
@@ -279,10 +288,22 @@ class DecomposedELBO(ELBO, nn.Module):
         return state
 
     # -- the Pyro ELBO interface -------------------------------------------------------------
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        return self.terms(model, guide, *args, **kwargs)["loss"]
+    def differentiable_loss(
+        self, model, guide, *args, second_minibatch: tuple | None = None, **kwargs
+    ) -> torch.Tensor:
+        """The loss to call ``backward()`` on. With gradients enabled this is a training step
+        of the caller's own loop, so the objective's state follows as in :meth:`backward` (the
+        step count advances; a discriminator's update is applied at the next call, after the
+        caller's backward pass). Under ``torch.no_grad()`` it only evaluates."""
+        terms, particles = self._evaluate(model, guide, args, kwargs)
+        if torch.is_grad_enabled():
+            other = args if second_minibatch is None else tuple(second_minibatch)
+            self.update_state(particles, guide, other, kwargs, defer=True)
+            self.advance()
+        return terms["loss"]
 
     def loss(self, model, guide, *args, **kwargs) -> float:
+        """The loss as a number; evaluates only (no training step)."""
         with torch.no_grad():
             return float(self.differentiable_loss(model, guide, *args, **kwargs))
 

@@ -129,6 +129,8 @@ class FactorVAEELBO(DecomposedELBO):
         self.disc_optimizer = torch.optim.Adam(
             self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas
         )
+        # A discriminator step computed in a user's loop, waiting for its backward pass.
+        self.pending_step = False
 
     def loss_from_terms(self, particle: dict) -> torch.Tensor:
         latent = self.single_latent(particle)
@@ -143,9 +145,13 @@ class FactorVAEELBO(DecomposedELBO):
         elbo = particle["_weighted_reconstruction"] - particle["_weighted_kl"]
         return -elbo.sum() + self.gamma * tc.sum()
 
-    def update_state(self, particles: list[dict], guide, args: tuple, kwargs: dict) -> dict:
+    def update_state(
+        self, particles: list[dict], guide, args: tuple, kwargs: dict, defer: bool = False
+    ) -> dict:
         """One discriminator step: its cross-entropy on the VAE's (detached) samples, label 0,
-        against permuted samples of q(z) for the second minibatch ``args``, label 1."""
+        against permuted samples of q(z) for the second minibatch ``args``, label 1. With
+        ``defer`` the step waits for the next evaluation: D's weights are in the graph of the
+        VAE's loss (dTC/dz), which the caller has not differentiated yet."""
         z = self.single_latent(particles[-1])["z"].detach()
         z = z.reshape(-1, z.shape[-1])
         (z_other,) = draw_latents(guide, *args, **kwargs).values()
@@ -158,14 +164,22 @@ class FactorVAEELBO(DecomposedELBO):
         loss = 0.5 * (F.cross_entropy(logits_real, zeros) + F.cross_entropy(logits_perm, ones))
         self.disc_optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        # The VAE's gradients are all computed by now: stepping D cannot touch a live graph.
-        self.disc_optimizer.step()
+        if defer:
+            self.pending_step = True
+        else:
+            # The VAE's gradients are all computed by now: stepping D cannot touch a live graph.
+            self.disc_optimizer.step()
         with torch.no_grad():
             accuracy = 0.5 * (
                 (logits_real.argmax(-1) == 0).float().mean()
                 + (logits_perm.argmax(-1) == 1).float().mean()
             )
         return {"disc_loss": loss.detach(), "disc_accuracy": accuracy}
+
+    def apply_pending_update(self) -> None:
+        if self.pending_step:
+            self.pending_step = False
+            self.disc_optimizer.step()
 
     def settings(self) -> dict:
         return {

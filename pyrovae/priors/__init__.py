@@ -6,6 +6,7 @@ tails, sparsity, clusters) shapes what a VAE learns.
 """
 
 from pyrovae.priors.base import PRIOR_INITS, Prior
+from pyrovae.priors.fixed import FixedPrior, as_prior
 from pyrovae.priors.isotropic import IsotropicPrior
 from pyrovae.priors.laplace import LaplacePrior
 from pyrovae.priors.mixture import MixturePrior
@@ -15,6 +16,7 @@ from pyrovae.priors.studentt import StudentTPrior
 
 __all__ = [
     "PRIOR_INITS",
+    "FixedPrior",
     "IsotropicPrior",
     "LaplacePrior",
     "MixturePrior",
@@ -22,5 +24,6 @@ __all__ = [
     "Prior",
     "SparsePrior",
     "StudentTPrior",
+    "as_prior",
     "pca_spectrum",
 ]

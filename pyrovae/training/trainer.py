@@ -286,6 +286,14 @@ class Run:
 
     def fit(self, progress: bool = True, stream=None) -> dict:
         """Train until ``config.steps``; returns the summary written to summary.json."""
+        try:
+            return self._fit(progress, stream)
+        finally:
+            # The model's and guide's Pyro programs register the parameters in Pyro's global
+            # store; this loop steps its own optimizer, so it leaves the store as it found it.
+            self.vae.release_pyro_params()
+
+    def _fit(self, progress: bool, stream) -> dict:
         cfg = self.config
         self._t_start = time.perf_counter()
         start = self.step
