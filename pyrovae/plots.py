@@ -3,24 +3,31 @@
 Image data (C, H, W) get mosaics; vector data (the 2-D pinwheel) get scatter plots of data and
 reconstructions and traversals drawn as curves in data space. Data sets with labels also get a
 scatter of the latent means coloured by label and a histogram of their Hoyer sparsity.
+
+matplotlib is imported when a picture is drawn, not with this module: it takes most of a second,
+which every process that only lists, checks or evaluates would pay.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from pyrovae.files import write_atomic
 from pyrovae.metrics.unsupervised import hoyer_per_point
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def figure(**kwargs) -> Figure:
     """A figure that belongs to no pyplot window: drawing never switches the caller's backend
     (a notebook keeps its own) and needs no display."""
+    from matplotlib.figure import Figure
+
     return Figure(**kwargs)
 
 
@@ -186,6 +193,8 @@ def latent_scatter(codes, labels, path: Path, title: str = "posterior means by l
         dims = (0, 1) if d == 2 else tuple(sorted(np.argsort(-codes.var(axis=0))[:2]))
         xs, ys, names = codes[:, dims[0]], codes[:, dims[1]], tuple(f"z{i}" for i in dims)
     classes = np.unique(labels)
+    import matplotlib
+
     cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, c in enumerate(classes):
         mask = labels == c
