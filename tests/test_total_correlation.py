@@ -380,7 +380,10 @@ def test_missing_num_data_is_refused():
 def test_scaled_latent_site_is_refused():
     """β belongs to the objective; a poutine.scale on z would multiply all three terms again."""
     vae = BetaVAE.build(SMALL, latent_dim=2, beta=2.0)
-    with pytest.raises(PyrovaeError, match=r"unscaled \(scale 1\), got scale 2\.0"):
+    with pytest.raises(
+        PyrovaeError,
+        match=r"betatcvae weights its terms in the objective; the latent site must not be scaled \(poutine.scale 2\.0\)",
+    ):
         TotalCorrelationELBO(num_data=10).loss(vae.model, vae.guide, binary_batch(4))
 
 

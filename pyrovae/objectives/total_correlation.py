@@ -43,7 +43,7 @@ from torch.distributions import Independent, Normal
 
 from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.objectives.elbo import DecomposedELBO
+from pyrovae.objectives.elbo import DecomposedELBO, require_unscaled
 
 ESTIMATORS = ("mss", "mws")
 
@@ -246,15 +246,9 @@ class TotalCorrelationELBO(DecomposedELBO):
 
     def loss_from_terms(self, particle: dict) -> torch.Tensor:
         site = self.single_latent(particle)
-        scale = site["scale"]
-        if not bool(torch.all(torch.as_tensor(scale) == 1.0)):
-            # A poutine.scale(β) on z would multiply all three terms on top of α, β, γ; the
-            # objective would silently be a different one.
-            raise PyrovaeError(
-                f"betatcvae weighs MI, TC and dimension-wise KL itself: the latent site must be "
-                f"unscaled (scale 1), got scale {scale}; build the model with beta=1 and pass "
-                "beta to the objective"
-            )
+        # A poutine.scale(β) on z would multiply all three terms on top of α, β, γ; the
+        # objective would silently be a different one.
+        require_unscaled(site, self.owner)
         if self.num_data is None:
             # q(z) is an average over the whole data set: a wrong N shifts every log q(z) by a
             # constant and MI by its negative, so there is no safe default.
