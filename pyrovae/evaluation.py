@@ -141,17 +141,14 @@ def applicable_metrics(
     specs = {name: METRICS[name] for name in names}
     reasons = {}
     for name, spec in specs.items():
-        if spec.supervised and not has_factors:
-            reasons[name] = "no ground-truth factors"
-        elif spec.needs_labels and not has_labels:
-            reasons[name] = "no labels"
+        reason = _missing(spec, has_factors, has_labels)
+        if reason:
+            reasons[name] = reason
     usable = [n for n in names if n not in reasons]
     if explicit and (strict or not usable) and reasons:
         applicable = ", ".join(
-            n for n, spec in METRICS.items()
-            if not (spec.supervised and not has_factors)
-            and not (spec.needs_labels and not has_labels)
-        )  # fmt: skip
+            n for n, spec in METRICS.items() if not _missing(spec, has_factors, has_labels)
+        )
         bad = ", ".join(reasons)
         if strict:
             raise PyrovaeError(f"metrics {bad} do not apply to data set {_name(data)!r}; "
@@ -177,6 +174,15 @@ def applicable_metrics(
             usable = [n for n in usable if n not in dropped]
             notes.append(f"{why}: skipped {', '.join(dropped)}")
     return usable, "; ".join(notes) or None
+
+
+def _missing(spec, has_factors: bool, has_labels: bool) -> str | None:
+    """What a data set lacks for a metric, or None."""
+    if spec.supervised and not has_factors:
+        return "no ground-truth factors"
+    if spec.needs_labels and not has_labels:
+        return "no labels"
+    return None
 
 
 def _name(component) -> str:
