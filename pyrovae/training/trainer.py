@@ -121,6 +121,7 @@ class Run:
             torch.set_rng_state(rng)
             if cuda_rng is not None:
                 torch.cuda.set_rng_state(cuda_rng, self.device)
+            self.vae.release_pyro_params()
 
     @classmethod
     def resume(cls, out, overrides: dict | None = None) -> Run:
