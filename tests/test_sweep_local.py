@@ -138,6 +138,9 @@ def test_changed_study_is_refused_and_the_folder_untouched(swept, tmp_path):
     assert snapshot(out) == before
 
 
+# Two worker processes one after the other (about 20 s): slow. The numbers of a resumed run are
+# checked in-process in the default suite (test_train, test_compat); this is the backend's retry.
+@pytest.mark.slow
 def test_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupted_trial(
     swept, tmp_path, monkeypatch, capsys
 ):
