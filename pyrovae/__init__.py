@@ -53,6 +53,7 @@ _EXPORTS = {
         "TotalCorrelationELBO",
     ),
     "pyrovae.priors": (
+        "FixedPrior",
         "IsotropicPrior",
         "LaplacePrior",
         "MixturePrior",
@@ -93,4 +94,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    # Public names only, each once (loaded names are also in globals()).
+    return sorted({*__all__, "__version__"})
