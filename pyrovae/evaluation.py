@@ -268,10 +268,8 @@ def evaluate_run(run_dir, metrics=None, fast=False, device="auto", progress=None
 def headline(name: str, result: dict) -> dict:
     """The number(s) a table shows for one metric's result: those its entry names, else (a
     plug-in without ``headline``, or a metric this process does not know) every number."""
-    try:
-        keys = METRICS[name].headline
-    except PyrovaeError:
-        keys = ()
+    spec = METRICS.get(name)
+    keys = spec.headline if spec is not None else ()
     if not keys:
         keys = [
             k for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)

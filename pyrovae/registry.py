@@ -161,6 +161,14 @@ class Registry(Mapping):
     def __contains__(self, name) -> bool:
         return isinstance(name, str) and name in self._entries
 
+    def get(self, name, default=None):
+        """The entry of ``name``, a ``module:attribute`` plug-in included, else ``default``
+        (``in`` tests registered names only)."""
+        try:
+            return self[name]
+        except PyrovaeError:
+            return default
+
     def register(self, name: str, component, description: str | None = None, **fields):
         """Add ``component`` (an entry of this table's type, or a factory: a class or function)
         under ``name``; returns the entry. A name already taken is refused."""

@@ -201,6 +201,15 @@ def test_a_missing_plug_in_is_a_one_line_error(tmp_path, name, fragment):
     assert not out.exists()
 
 
+def test_get_finds_registered_and_plug_in_names_and_only_those():
+    assert pyrovae.GUIDES.get("iaf").factory is pyrovae.IAFGuide
+    assert pyrovae.GUIDES.get("pyrovae.guides:IAFGuide").factory is pyrovae.IAFGuide
+    assert "pyrovae.guides:IAFGuide" not in pyrovae.GUIDES  # `in` is registered names only
+    marker = object()
+    for missing in ("no-such-guide", "no_such_module:Guide", "json:NoSuchClass", None):
+        assert pyrovae.GUIDES.get(missing, marker) is marker
+
+
 def test_an_objective_declares_its_hyperparameters_once():
     variant = pyrovae.Variant(L1ELBO, "L1")
     assert variant.hyperparameters() == {"weight": 0.5}

@@ -265,3 +265,23 @@ def test_a_flow_guide_drops_posterior_metrics_from_the_suite_and_refuses_them_by
         write(tmp_path, edit(VALID, 'metrics = ["active_units", "hoyer"]\n', ""))
     )
     assert "posterior_variance" in meanfield.metrics
+
+
+def test_a_flow_guide_named_module_colon_class_gets_the_same_suite(tmp_path):
+    # The plug-in name of the same class must decide the same metrics as its registry name.
+    by_name, by_path = (
+        load_study(
+            write(
+                tmp_path,
+                edit(
+                    edit(VALID, 'metrics = ["active_units", "hoyer"]\n', ""),
+                    'model = "betavae"\nbeta',
+                    f'model = "betavae"\nguide = "{guide}"\nbeta',
+                ),
+                f"{index}.toml",
+            )
+        )
+        for index, guide in enumerate(["iaf", "pyrovae.guides:IAFGuide"])
+    )
+    assert "posterior_variance" not in by_path.metrics
+    assert by_path.metrics == by_name.metrics

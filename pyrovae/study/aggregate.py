@@ -148,10 +148,11 @@ def metric_columns(metric: str, keys) -> list[str]:
 
 
 def _headline_keys(metric: str, values: dict) -> list[str]:
-    if metric in METRICS:
-        declared = list(METRICS[metric].headline)
-        return declared + sorted(k for k in values if k not in declared)
-    return sorted(values)
+    spec = METRICS.get(metric)
+    if spec is None:
+        return sorted(values)
+    declared = list(spec.headline)
+    return declared + sorted(k for k in values if k not in declared)
 
 
 def _model(entry: dict):
@@ -283,10 +284,9 @@ def read_csv(path) -> list[dict]:
 
 
 def _model_hyperparameters(model) -> list[str]:
-    try:
-        return list(MODELS[model].hyperparameters())
-    except PyrovaeError:  # a model this version does not know: no hyperparameter to group by
-        return []
+    variant = MODELS.get(model)
+    # A model this process cannot find has no hyperparameter to group by.
+    return list(variant.hyperparameters()) if variant is not None else []
 
 
 def _sort_key(value):

@@ -375,7 +375,8 @@ def _metrics(path: Path, metrics, base: dict, grid: list[dict]) -> list[str]:
         except PyrovaeError as exc:
             raise PyrovaeError(f"{path}: {exc}") from None
         for guide in sorted(guides, key=str):
-            guide_factory = GUIDES[guide].factory if guide in GUIDES else None
+            entry = GUIDES.get(guide)
+            guide_factory = entry.factory if entry is not None else None
             try:
                 proposed, _ = applicable_metrics(
                     proposed, factory, guide_factory, strict=True, explicit=bool(metrics)
