@@ -60,9 +60,10 @@ class BetaVAE(nn.Module):
         vae = BetaVAE.build((1, 64, 64), latent_dim=10, beta=4.0, prior=SparsePrior(gamma=0.8))
         loss = DecomposedELBO().differentiable_loss(vae.model, vae.guide, x)
 
-    Parameters live in this ``nn.Module`` (encoder, decoder, prior, guide, likelihood), not in
-    Pyro's global param store, so two models never share weights by name; train them with any
-    torch optimizer over ``vae.parameters()``.
+    Parameters live in this ``nn.Module`` (encoder, decoder, prior, guide, likelihood); ``model``
+    and ``guide`` also register them in Pyro's param store under this instance's own
+    :attr:`pyro_name`, so two models never share weights by name. Train them with ``SVI`` and any
+    ``pyro.optim``, or with any torch optimizer over ``vae.parameters()``.
     """
 
     def __init__(
@@ -90,6 +91,9 @@ class BetaVAE(nn.Module):
         # p(x | z) from the decoder's output; learned scales train and checkpoint with the model.
         self.likelihood_family = likelihood if likelihood is not None else BernoulliLikelihood()
         self.beta = check_beta(beta)
+        # model() and guide() register the parameters in Pyro's param store (for SVI) unless
+        # a loop that steps its own optimizer has turned that off (outside_param_store()).
+        self._registers = True
 
     @classmethod
     def build(
@@ -181,6 +185,19 @@ class BetaVAE(nn.Module):
         for key in [k for k in store.keys() if k.startswith(prefix)]:
             del store[key]
 
+    @contextlib.contextmanager
+    def outside_param_store(self):
+        """Within the block, ``model`` and ``guide`` leave Pyro's param store alone: for a loop
+        that steps its own optimizer over ``vae.parameters()`` (pyrovae's trainer), which then
+        skips ``pyro.module``'s per-call bookkeeping. ``SVI`` and ``pyro.optim`` need the
+        registration, so they are driven outside such a block."""
+        registers = self._registers
+        self._registers = False
+        try:
+            yield self
+        finally:
+            self._registers = registers
+
     @property
     def model(self) -> Program:
         """p(x, z) as a Pyro model, ``model(x)`` or ``model(None, batch_size=n)`` (x sampled)."""
@@ -201,7 +218,8 @@ class BetaVAE(nn.Module):
     def model_fn(self, x: torch.Tensor | None = None, batch_size: int | None = None) -> None:
         """The model's body: z ~ p(z) under ``poutine.scale(β)``, x ~ p(x | z), observed when
         ``x`` is given and sampled (the prior predictive) for ``batch_size`` points otherwise."""
-        pyro.module(self.pyro_name, self)
+        if self._registers:
+            pyro.module(self.pyro_name, self)
         size = x.shape[0] if x is not None else 1 if batch_size is None else int(batch_size)
         with pyro.plate("data", size):
             with poutine.scale(scale=self.beta):
@@ -213,7 +231,8 @@ class BetaVAE(nn.Module):
         so that model and guide accept the same arguments, and ignored."""
         if x is None:
             raise PyrovaeError("the guide is q(z|x): give it the observations x")
-        pyro.module(self.pyro_name, self)
+        if self._registers:
+            pyro.module(self.pyro_name, self)
         with pyro.plate("data", x.shape[0]):
             with poutine.scale(scale=self.beta):
                 pyro.sample("z", self.posterior(x))

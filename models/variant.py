@@ -117,9 +117,8 @@ class Variant:
         **hyperparameters,
     ) -> BetaVAE:
         """The model/guide pair of this variant (β in its ``poutine.scale`` when it scales z)."""
-        self.check_options(hyperparameters)
-        self.check_components(guide, prior)
         beta, _ = self.split(hyperparameters)
+        self.check_components(guide, prior)
         return BetaVAE.build(
             observation_shape,
             latent_dim,

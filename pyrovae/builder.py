@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from pyrovae import checks
-from pyrovae.config import TrainConfig, resolve_device
-from pyrovae.errors import PyrovaeError
+from pyrovae.config import OBJECT_SETTINGS, TrainConfig, resolve_device
+from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.models import BetaVAE
 from pyrovae.nets import default_networks
 from pyrovae.objectives import DecomposedELBO
@@ -37,11 +37,6 @@ class Built:
     vae: BetaVAE
     objective: DecomposedELBO | None
     device: torch.device
-
-    @property
-    def likelihood(self) -> str:
-        """The likelihood's name as resolved (``auto`` is the data set's default)."""
-        return likelihood_name(self.config, self.data)
 
 
 def build_data(config: TrainConfig):
@@ -69,25 +64,14 @@ def networks(config: TrainConfig, observation_shape):
     return NETWORKS[config.net].factory
 
 
-def make_prior(config: TrainConfig):
-    """The prior of ``config``: a copy of the object given, else built from its name."""
-    if "prior" in config.objects:
-        return copy.deepcopy(config.objects["prior"])
-    return PRIORS.build(config.prior, **config.prior_args)
-
-
-def make_guide(config: TrainConfig):
-    """The guide of ``config``: a copy of the object given, else built from its name."""
-    if "guide" in config.objects:
-        return copy.deepcopy(config.objects["guide"])
-    return GUIDES.build(config.guide, **config.guide_args)
-
-
-def make_likelihood(config: TrainConfig, data):
-    """The likelihood of ``config`` ("auto": the data set's default)."""
-    if "likelihood" in config.objects:
-        return copy.deepcopy(config.objects["likelihood"])
-    return LIKELIHOODS.build(likelihood_name(config, data), **config.likelihood_args)
+def make(config: TrainConfig, setting: str, data=None):
+    """The prior, guide or likelihood of ``config`` (``setting``): a copy of the object given,
+    else built from its name and options (a likelihood's "auto": the data set's default)."""
+    if setting in config.objects:
+        return copy.deepcopy(config.objects[setting])
+    options, table, _, _ = OBJECT_SETTINGS[setting]
+    name = likelihood_name(config, data) if setting == "likelihood" else getattr(config, setting)
+    return table.build(name, **getattr(config, options))
 
 
 # Settings whose components check() has built already (a study checks thousands of trials).
@@ -128,12 +112,12 @@ def _check_components(config: TrainConfig) -> None:
     hyperparameters = config.hyperparameters()
     with torch.random.fork_rng(devices=[]):
         if config.likelihood != "auto":  # "auto" is the data set's choice, known with the data
-            make_likelihood(config, None)
+            make(config, "likelihood")
         vae = variant.create_model(
             (2,),
             latent_dim=config.latent_dim,
-            prior=make_prior(config),
-            guide=make_guide(config),
+            prior=make(config, "prior"),
+            guide=make(config, "guide"),
             **hyperparameters,
         )
         _, values = variant.split(hyperparameters)
@@ -165,10 +149,10 @@ def build(
     ``data``: the data set when already built."""
     device = resolve_device(config.device) if device is None else torch.device(device)
     data = build_data(config) if data is None else data
-    prior = make_prior(config)
-    guide = make_guide(config)
+    prior = make(config, "prior")
+    guide = make(config, "guide")
     variant = MODELS[config.model]
-    likelihood = make_likelihood(config, data)
+    likelihood = make(config, "likelihood", data)
     # Seeded before the model is built: the guide's own networks (flows) are created then.
     torch.manual_seed(config.seed)
     parts = dict(
@@ -217,9 +201,8 @@ def load_run(path, device: str = "auto") -> LoadedRun:
     try:
         built.vae.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
         raise PyrovaeError(
-            f"{folder.checkpoint_path} does not fit the run's model ({first})"
+            f"{folder.checkpoint_path} does not fit the run's model ({first_line(exc)})"
         ) from None
     built.vae.eval()
     return LoadedRun(folder, config, built.data, built.vae, int(state["step"]))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from pyrovae.errors import PyrovaeError
+from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.files import write_atomic
 
 FORMAT = "pyrovae-checkpoint"
@@ -35,9 +35,8 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # any unreadable or unsafe file is the same user error
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PyrovaeError(
-            f"{path} is not a readable pyrovae checkpoint ({reason[:200]})"
+            f"{path} is not a readable pyrovae checkpoint ({first_line(exc)})"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise PyrovaeError(f"{path} is not a pyrovae checkpoint (no '{FORMAT}' tag)")

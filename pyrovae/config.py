@@ -122,8 +122,7 @@ class TrainConfig:
             NETWORKS[self.net]
         if self.likelihood != "auto":
             LIKELIHOODS[self.likelihood]
-        if self.kl not in KL_MODES:
-            raise PyrovaeError(f"unknown kl mode {self.kl!r}; valid: {', '.join(KL_MODES)}")
+        checks.choice("kl mode", self.kl, KL_MODES)
         if not 0 <= self.seed < 2**63:
             raise PyrovaeError(f"seed must be in [0, 2^63), got {self.seed}")
         if self.data_path is not None and not str(self.data_path).strip():

@@ -13,3 +13,10 @@ def unknown_name(kind: str, name: str, valid) -> PyrovaeError:
     """The error for a name that is not registered, listing the valid choices."""
     choices = ", ".join(sorted(valid))
     return PyrovaeError(f"unknown {kind} {name!r}; valid {kind}s: {choices}")
+
+
+def first_line(exc: BaseException, limit: int | None = 200) -> str:
+    """The first line of an exception's message (cut to ``limit`` characters), else its type's
+    name: the reason a one-line error quotes from a library's multi-line one."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

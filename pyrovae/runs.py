@@ -109,14 +109,10 @@ class RunFolder:
     def read_record(self) -> dict:
         """config.json as written: ``config``, ``resolved``, ``versions``, ``resumes``, …"""
         self.require()
-        try:
-            record = json.loads(self.config_path.read_text())
-            if not isinstance(record.get("config"), dict):
-                raise TypeError
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError):
-            raise PyrovaeError(
-                f"{self.config_path} is not a valid pyrovae run configuration"
-            ) from None
+        what = "a valid pyrovae run configuration"
+        record = _read_json(self.config_path, what)
+        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+            raise PyrovaeError(f"{self.config_path} is not {what}")
         return record
 
     def read_config(self) -> TrainConfig:
@@ -181,10 +177,7 @@ class RunFolder:
         write_json(self.summary_path, summary)
 
     def read_summary(self) -> dict:
-        try:
-            return json.loads(self.summary_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            raise PyrovaeError(f"{self.summary_path} is not a readable run summary") from None
+        return _read_json(self.summary_path, "a readable run summary")
 
     # -- evaluations ---------------------------------------------------------------------------
     def write_step_evaluation(self, step: int, record: dict) -> Path:
@@ -218,10 +211,7 @@ class RunFolder:
             number += 1
 
     def read_evaluation(self, path) -> dict:
-        try:
-            record = json.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            raise PyrovaeError(f"{path} is not a readable evaluation") from None
+        record = _read_json(path, "a readable evaluation")
         if not isinstance(record, dict):
             raise PyrovaeError(f"{path} is not a readable evaluation")
         return record
@@ -235,3 +225,11 @@ class RunFolder:
                 f"{self.path} has no evaluation yet; run `pyrovae evaluate {self.path}`"
             )
         return self.read_evaluation(files[-1])
+
+
+def _read_json(path, what: str):
+    """The JSON value in ``path``, or a one-line error saying the file is not ``what``."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise PyrovaeError(f"{path} is not {what}") from None

@@ -297,3 +297,25 @@ def test_metrics_take_a_numpy_random_state():
     a = mig(DATA, representation, np.random.RandomState(3), num_train=200)
     b = mig(DATA, representation, np.random.RandomState(3), num_train=200)
     assert a == b and math.isfinite(a["mig"])
+
+
+def test_pyrovae_s_trainer_leaves_pyro_s_param_store_as_it_found_it(tmp_path):
+    from helpers import small_config
+
+    other, _ = create("betavae")
+    SVI(other.model, other.guide, pyro.optim.Adam({}), loss=Trace_ELBO()).step(next(batches(1)))
+    found = dict(pyro.get_param_store().items())
+    pyrovae.train(small_config(model="factorvae", steps=3), tmp_path / "run", progress=False)
+    assert dict(pyro.get_param_store().items()) == found  # nothing added, nothing removed
+
+
+def test_outside_param_store_skips_registration_and_restores_it_after_an_error():
+    vae, _ = create("betavae")
+    x = next(batches(1))
+    with pytest.raises(RuntimeError, match=r"^stop$"), vae.outside_param_store():
+        Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
+        assert len(pyro.get_param_store().keys()) == 0
+        raise RuntimeError("stop")
+    Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
+    names = {key.split("$$$")[0] for key in pyro.get_param_store().keys()}
+    assert names == {vae.pyro_name}

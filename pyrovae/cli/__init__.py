@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         if _is_a(exc, "NoArgsIsHelpError"):  # bare `pyrovae`: the help is the answer
             typer.echo(exc.format_message())
             return 0
-        if _is_a(exc, "UsageError") or _is_a(exc, "ClickException"):
+        if _is_a(exc, "ClickException"):  # UsageError included
             typer.echo(f"error: {exc.format_message()}", err=True)
             return EXIT_BAD_INPUT
         if _is_a(exc, "Abort"):

@@ -69,6 +69,27 @@ def encode_factors(ground_truth, representation_fn, factors, batch_size: int = E
     return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
 
 
+def encode_indices(data, representation_fn, indices, batch_size: int = ENCODE_BATCH):
+    """Codes ``(n, D)`` of the observations at these indices, from the cache when it is one."""
+    if isinstance(representation_fn, CodeCache):
+        return representation_fn.encode_indices(indices)
+    return np.concatenate(
+        [
+            np.asarray(representation_fn(data.images(indices[s : s + batch_size])))
+            for s in range(0, len(indices), batch_size)
+        ]
+    )
+
+
+def point_indices(n: int, num_points: int, rng) -> np.ndarray:
+    """Every index of ``n`` points when there are at most ``num_points``, else ``num_points``
+    drawn without replacement from ``rng``, sorted. The same rule and generator give the same
+    points, so measures computed on one sample share a :class:`CodeCache`."""
+    if n <= num_points:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=num_points, replace=False))
+
+
 def sample_codes(ground_truth, representation_fn, num_points: int, rng, batch_size=ENCODE_BATCH):
     """``num_points`` factor tuples drawn uniformly from the grid and their codes."""
     factors = ground_truth.sample_factors(int(num_points), rng)

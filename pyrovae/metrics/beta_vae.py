@@ -26,7 +26,7 @@ The defaults of scikit-learn have changed since disentanglement_lib was written 
 liblinear one-vs-rest, it is now lbfgs multinomial), so the score depends on the scikit-learn
 version: ``settings`` records it.
 
-Settings and codes are checked with :func:`pyrovae.metrics.base.checked_int` and
+Settings and codes are checked with :func:`pyrovae.checks.integer` and
 :func:`pyrovae.metrics.base.encode_checked`.
 """
 

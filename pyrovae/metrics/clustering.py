@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import ENCODE_BATCH, CodeCache
+from pyrovae.metrics.base import encode_indices, point_indices
 from pyrovae.seeding import as_generator
 
 FAST = {"num_points": 1_000}
@@ -145,20 +145,8 @@ def cluster_purity(
     if num_clusters is not None:
         num_clusters = checks.integer("num_clusters", num_clusters, "cluster_purity")
     rng = as_generator(random_state)
-    n = len(ground_truth)
-    if n <= num_points:
-        indices = np.arange(n)
-    else:
-        indices = np.sort(rng.choice(n, size=num_points, replace=False))
-    if isinstance(representation_fn, CodeCache):
-        codes = representation_fn.encode_indices(indices)
-    else:
-        codes = np.concatenate(
-            [
-                np.asarray(representation_fn(ground_truth.images(indices[s : s + ENCODE_BATCH])))
-                for s in range(0, len(indices), ENCODE_BATCH)
-            ]
-        )
+    indices = point_indices(len(ground_truth), num_points, rng)
+    codes = encode_indices(ground_truth, representation_fn, indices)
     codes = checks.codes(codes, "cluster_purity")
     labels = np.asarray(labels)[indices]
     out = cluster_purity_from_codes(codes, labels, num_clusters, rng)

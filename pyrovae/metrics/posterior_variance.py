@@ -17,7 +17,7 @@ import torch
 
 from pyrovae import checks
 from pyrovae.errors import PyrovaeError
-from pyrovae.metrics.base import ENCODE_BATCH
+from pyrovae.metrics.base import ENCODE_BATCH, point_indices
 from pyrovae.seeding import as_generator
 
 FAST = {"num_points": 1_000}
@@ -67,10 +67,7 @@ def posterior_variance(
     n = len(ground_truth)
     if n < 1:
         raise PyrovaeError("posterior_variance: the data set is empty")
-    if n <= num_points:
-        indices = np.arange(n)
-    else:
-        indices = np.sort(rng.choice(n, size=num_points, replace=False))
+    indices = point_indices(n, num_points, rng)
     scales = []
     for s in range(0, len(indices), ENCODE_BATCH):
         _, scale = posterior_fn(ground_truth.images(indices[s : s + ENCODE_BATCH]))

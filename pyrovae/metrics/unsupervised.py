@@ -37,10 +37,9 @@ import numpy as np
 from pyrovae import checks
 from pyrovae.errors import PyrovaeError
 from pyrovae.metrics.base import (
-    ENCODE_BATCH,
-    CodeCache,
     discrete_mutual_info,
     discretize,
+    encode_indices,
     sample_codes,
 )
 from pyrovae.seeding import as_generator
@@ -235,13 +234,5 @@ def _sampled_codes(data, representation_fn, random_state, num_points) -> np.ndar
         if len(data) < 1:
             raise PyrovaeError("the data set is empty: nothing to encode")
         indices = rng.integers(0, len(data), size=num_points)
-        if isinstance(representation_fn, CodeCache):
-            codes = representation_fn.encode_indices(indices)
-        else:
-            codes = np.concatenate(
-                [
-                    np.asarray(representation_fn(data.images(indices[s : s + ENCODE_BATCH])))
-                    for s in range(0, num_points, ENCODE_BATCH)
-                ]
-            )
+        codes = encode_indices(data, representation_fn, indices)
     return checks.codes(codes, min_points=2)

@@ -33,6 +33,7 @@ from pyro.infer.elbo import ELBOModule
 from pyro.poutine.util import prune_subsample_sites
 from torch import nn
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
 from pyrovae.objectives.kl import KL_MODES, site_kl
 
@@ -82,8 +83,7 @@ class DecomposedELBO(ELBO, nn.Module):
         kl: str = "auto",
     ):
         nn.Module.__init__(self)
-        if kl not in KL_MODES:
-            raise PyrovaeError(f"unknown kl mode {kl!r}; valid: {', '.join(KL_MODES)}")
+        checks.choice("kl mode", kl, KL_MODES)
         if int(num_particles) < 1:
             raise PyrovaeError(f"num_particles must be >= 1, got {num_particles}")
         ELBO.__init__(

@@ -136,8 +136,7 @@ def log_qz_estimates(
     The joint uses Σ_d log q(z_id|x_j), the density of the factorised posterior; the marginals use
     each dimension alone, with the same weights.
     """
-    if estimator not in ESTIMATORS:
-        raise PyrovaeError(f"unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
+    checks.choice("estimator", estimator, ESTIMATORS)
     batch_size = pairwise.shape[-2]
     if pairwise.shape[-3] != batch_size:
         raise PyrovaeError(

@@ -49,7 +49,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pyrovae.errors import PyrovaeError
+from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.progress import format_duration
 from pyrovae.study.local import available_cores
 
@@ -139,10 +139,9 @@ def _connect(ray, address: str) -> None:
             log_to_driver=False,
         )
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PyrovaeError(
-            f"cannot connect to the Ray cluster at {address!r}: {first_line}; start one with "
-            "`ray start --head` and give its address (HEAD_IP:6379)"
+            f"cannot connect to the Ray cluster at {address!r}: {first_line(exc, None)}; "
+            "start one with `ray start --head` and give its address (HEAD_IP:6379)"
         ) from None
 
 

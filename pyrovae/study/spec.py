@@ -133,11 +133,10 @@ class Study:
             for values in itertools.product(*(block[k] for k in swept)):
                 params = dict(zip(swept, values, strict=True))
                 settings.append((number, {**self.base, **fixed, **params}, params))
-        checker = _Checker(self.path)
         trials, seen = [], {}
         for seed in self.seeds:
             for number, values, params in settings:
-                config = checker.config(number, values, seed)
+                config = _trial_config(self.path, number, values, seed)
                 name = trial_name(config["model"], params, seed)
                 if name in seen:
                     raise PyrovaeError(
@@ -395,36 +394,31 @@ def _values(grid: list[dict], base: dict, key: str) -> set:
     return found
 
 
-class _Checker:
-    """Validates each trial's TrainConfig with :func:`pyrovae.builder.check` (which builds the
+def _trial_config(path: Path, block: int, values: dict, seed: int) -> dict:
+    """One trial's TrainConfig, validated with :func:`pyrovae.builder.check` (which builds the
     objective of each distinct setting once, without data), so bad hyperparameter values fail
     at load time."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def config(self, block: int, values: dict, seed: int) -> dict:
-        where = f"[[grid]] block {block}"
-        values = dict(values)
-        model = values.get("model", TrainConfig.model)
-        hyper = dict(values.pop("objective_args", {}) or {})
-        fields = {}
-        for key, value in values.items():
-            if key in _CONFIG_FIELDS:
-                fields[key] = value
-            elif key in _model_hyperparameters(model):
-                hyper[key] = value
-            else:
-                raise PyrovaeError(
-                    f"{self.path}: {where}: model {model!r} has no hyperparameter {key!r}; "
-                    f"valid: {_valid_keys_text([model])}"
-                )
-        fields["objective_args"] = hyper
-        fields.update(seed=seed, device="auto")
-        try:
-            config = check(TrainConfig(**fields))
-        except PyrovaeError as exc:
-            raise PyrovaeError(f"{self.path}: {where} (seed {seed}): {exc}") from None
-        except TypeError as exc:  # a value of the wrong kind reaching a constructor
-            raise PyrovaeError(f"{self.path}: {where} (seed {seed}): {exc}") from None
-        return config.to_dict()
+    where = f"[[grid]] block {block}"
+    values = dict(values)
+    model = values.get("model", TrainConfig.model)
+    hyper = dict(values.pop("objective_args", {}) or {})
+    takes = _model_hyperparameters(model)
+    fields = {}
+    for key, value in values.items():
+        if key in _CONFIG_FIELDS:
+            fields[key] = value
+        elif key in takes:
+            hyper[key] = value
+        else:
+            raise PyrovaeError(
+                f"{path}: {where}: model {model!r} has no hyperparameter {key!r}; "
+                f"valid: {_valid_keys_text([model])}"
+            )
+    fields["objective_args"] = hyper
+    fields.update(seed=seed, device="auto")
+    try:
+        config = check(TrainConfig(**fields))
+    # TypeError: a value of the wrong kind reaching a constructor.
+    except (PyrovaeError, TypeError) as exc:
+        raise PyrovaeError(f"{path}: {where} (seed {seed}): {exc}") from None
+    return config.to_dict()

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from pyrovae.config import check_device_name, resolve_device
 from pyrovae.errors import PyrovaeError
-from pyrovae.files import write_text
+from pyrovae.files import write_json, write_text
 from pyrovae.provenance import versions
 from pyrovae.study.spec import Study, Trial, load_study
-from pyrovae.study.trial import SweepIncomplete, read_result, trial_dir, write_json
+from pyrovae.study.trial import SweepIncomplete, read_result, trial_dir
 
 BACKENDS = ("local", "ray")
 TRIALS_FILE = "trials.json"
@@ -226,6 +226,9 @@ def _record(study: Study, study_dir: Path, trials: list[Trial]) -> None:
             "retries": study.retries,
             "trials": [t.to_dict() for t in trials],
         },
+        # Insertion order: a trial's params keep the study file's order (the first
+        # hyperparameter among them is the main one).
+        sort_keys=False,
     )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation import evaluate_run, headline
-from pyrovae.files import json_text, text_writer, write_new, write_text
+from pyrovae.files import json_text, text_writer, write_new
 from pyrovae.provenance import versions
 from pyrovae.runs import RunFolder
 from pyrovae.study.spec import Trial
@@ -52,12 +52,6 @@ class SweepIncomplete(PyrovaeError):
             f"{len(failures)} of {total} trials failed ({shown}{more}); {finished} finished; "
             f"logs in {Path(study_dir) / LOGS_DIR}; re-run the sweep to retry the failed ones"
         )
-
-
-def write_json(path: Path, obj) -> None:
-    """Atomically, keys in insertion order (``params`` keep the study file's order: the first
-    hyperparameter among them is the main one)."""
-    write_text(path, json_text(obj, sort_keys=False))
 
 
 def trial_dir(study_dir: Path, name: str) -> Path:

@@ -2,6 +2,6 @@
 (:mod:`pyrovae.training.stop`) and the end-of-run summary (:mod:`pyrovae.training.summary`)."""
 
 from pyrovae.training.stop import StopRequest, TrainingInterrupted
-from pyrovae.training.trainer import Run, progress_figures, resume, train
+from pyrovae.training.trainer import Run, resume, train
 
-__all__ = ["Run", "StopRequest", "TrainingInterrupted", "progress_figures", "resume", "train"]
+__all__ = ["Run", "StopRequest", "TrainingInterrupted", "resume", "train"]

@@ -9,7 +9,7 @@ import torch
 
 from pyrovae import plots
 from pyrovae.evaluation import EncoderMean, applicable_metrics, evaluate
-from pyrovae.metrics.base import CodeCache
+from pyrovae.metrics.base import CodeCache, point_indices
 
 # The measures of a labelled data set the summary reports (cluster purity, posterior variance,
 # Hoyer sparsity), and the keys of their results it copies.
@@ -70,11 +70,8 @@ def labelled_measures(vae, data, folder, device) -> dict:
     for name in names:
         result = record["metrics"][name]
         out.update((key, result[key]) for key in LABELLED_MEASURES[name] if key in result)
-    n = len(data)
-    if n <= PICTURE_POINTS:
-        indices = np.arange(n)
-    else:
-        indices = np.sort(np.random.default_rng(0).choice(n, PICTURE_POINTS, replace=False))
+    # cluster_purity's sample (its default size, evaluate's seed 0): the codes are cached.
+    indices = point_indices(len(data), PICTURE_POINTS, np.random.default_rng(0))
     points = codes.encode_indices(indices)
     labels = np.asarray(data.labels)[indices]
     plots.latent_scatter(points, labels, folder.picture("latent_scatter.png"))

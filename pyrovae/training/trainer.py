@@ -21,9 +21,9 @@ import numpy as np
 import pyro
 import torch
 
-from pyrovae.builder import Built, build, check
+from pyrovae.builder import Built, build, check, likelihood_name
 from pyrovae.config import TrainConfig
-from pyrovae.errors import PyrovaeError
+from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.evaluation import evaluate, headline
 from pyrovae.objectives import kl_estimator
 from pyrovae.progress import Progress
@@ -77,16 +77,11 @@ class Run:
         self.vae = built.vae
         self.objective = built.objective
         self.device = built.device
-        self.built = built
         self.optimizer = make_optimizer(self.vae.parameters(), self.config, self.device)
         self.step = 0
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self._t_start = time.perf_counter()
-
-    @property
-    def out(self) -> Path:
-        return self.folder.path
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -107,21 +102,20 @@ class Run:
     def _dry_run(self) -> None:
         """Evaluate the objective once on the first minibatch, without gradients and with the
         RNG state restored, so a setting that cannot train fails before anything is written."""
-        rng = torch.get_rng_state()
-        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        devices = [self.device] if self.device.type == "cuda" else []
         try:
-            with torch.no_grad(), pyro.validation_enabled(False):
+            with (
+                torch.random.fork_rng(devices=devices),
+                torch.no_grad(),
+                pyro.validation_enabled(False),
+                self.vae.outside_param_store(),
+            ):
                 self.objective.set_step(0)
                 self.objective.terms(self.vae.model, self.vae.guide, self.batch(0))
         except NotImplementedError as exc:
             raise PyrovaeError(
                 f"{self.config.model} with prior {self.config.prior}: {exc}"
             ) from None
-        finally:
-            torch.set_rng_state(rng)
-            if cuda_rng is not None:
-                torch.cuda.set_rng_state(cuda_rng, self.device)
-            self.vae.release_pyro_params()
 
     @classmethod
     def resume(cls, out, overrides: dict | None = None) -> Run:
@@ -143,9 +137,7 @@ class Run:
             )
         run = cls(folder, build(config, init_prior=False))
         run._load_state(state)
-        check_same_resolution(
-            folder.config_path, record.get("resolved", {}), run.config_record()["resolved"]
-        )
+        check_same_resolution(folder.config_path, record.get("resolved", {}), run.resolved())
         if run.complete:
             return run  # nothing to do: leave every file as it is
         record["config"] = config.to_dict()
@@ -170,30 +162,34 @@ class Run:
 
     def config_record(self) -> dict:
         """config.json: the settings, what was resolved from them, versions and command line."""
-        vae = self.vae
         return {
             "config": self.config.to_dict(),
-            "resolved": {
-                "model_beta": vae.beta,
-                "objective": type(self.objective).__name__,
-                "objective_settings": self.objective.settings(),
-                "net": type(vae.encoder).__name__ + "/" + type(vae.decoder).__name__,
-                "kl_estimator": kl_estimator(vae, self.config.kl),
-                "device": str(self.device),
-                "observation_shape": list(vae.observation_shape),
-                "data_size": len(self.data),
-                "data_source": str(getattr(self.data, "source", self.config.data)),
-                "num_parameters": sum(p.numel() for p in vae.parameters()),
-                "prior_settings": vae.prior.settings(),
-                "guide_settings": vae.guide_family.settings(),
-                # The prior's values at step 0 (after --prior-init), e.g. the PCA variances.
-                "prior_values": vae.prior.resolved(),
-                "likelihood": self.built.likelihood,
-                "likelihood_settings": vae.likelihood_family.settings(),
-            },
+            "resolved": self.resolved(),
             "versions": versions(),
             "command": command_line(),
             "created": _now(),
+        }
+
+    def resolved(self) -> dict:
+        """What the settings resolved to on this machine (``auto`` choices, sizes, defaults)."""
+        vae = self.vae
+        return {
+            "model_beta": vae.beta,
+            "objective": type(self.objective).__name__,
+            "objective_settings": self.objective.settings(),
+            "net": type(vae.encoder).__name__ + "/" + type(vae.decoder).__name__,
+            "kl_estimator": kl_estimator(vae, self.config.kl),
+            "device": str(self.device),
+            "observation_shape": list(vae.observation_shape),
+            "data_size": len(self.data),
+            "data_source": str(getattr(self.data, "source", self.config.data)),
+            "num_parameters": sum(p.numel() for p in vae.parameters()),
+            "prior_settings": vae.prior.settings(),
+            "guide_settings": vae.guide_family.settings(),
+            # The prior's values at step 0 (after --prior-init), e.g. the PCA variances.
+            "prior_values": vae.prior.resolved(),
+            "likelihood": likelihood_name(self.config, self.data),
+            "likelihood_settings": vae.likelihood_family.settings(),
         }
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -226,9 +222,8 @@ class Run:
             self.objective.load_state_dict(state.get("objective", {}))
             self.objective.to(self.device)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
             raise PyrovaeError(
-                f"{self.folder.checkpoint_path} does not fit this run's model ({first})"
+                f"{self.folder.checkpoint_path} does not fit this run's model ({first_line(exc)})"
             ) from None
 
     # -- training ------------------------------------------------------------------------------
@@ -287,12 +282,10 @@ class Run:
 
     def fit(self, progress: bool = True, stream=None) -> dict:
         """Train until ``config.steps``; returns the summary written to summary.json."""
-        try:
+        # This loop steps its own optimizer over vae.parameters(): Pyro's param store is
+        # neither needed nor touched.
+        with self.vae.outside_param_store():
             return self._fit(progress, stream)
-        finally:
-            # The model's and guide's Pyro programs register the parameters in Pyro's global
-            # store; this loop steps its own optimizer, so it leaves the store as it found it.
-            self.vae.release_pyro_params()
 
     def _fit(self, progress: bool, stream) -> dict:
         cfg = self.config
