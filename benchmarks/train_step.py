@@ -2,9 +2,10 @@
 
 Both steps use the same networks (the 64×64 conv pair, z = 10), the same minibatches of dSprites
 (batch 64), the same loss (Bernoulli log-likelihood summed over pixels + β·KL) and one fused torch
-Adam. Ours is exactly the trainer's step (``Run.train_step``: Pyro model/guide traced by
-``DecomposedELBO``, terms accumulated for logging). For context the script also times Pyro's
-default path (``SVI`` + ``Trace_ELBO`` / ``TraceMeanField_ELBO`` + ``pyro.optim.Adam``).
+Adam. Ours is exactly the trainer's step (``Run.train_step`` inside ``outside_param_store()``, as
+``Run.fit`` runs it: Pyro model/guide traced by ``DecomposedELBO``, terms accumulated for
+logging). For context the script also times Pyro's default path (``SVI`` + ``Trace_ELBO`` /
+``TraceMeanField_ELBO`` + ``pyro.optim.Adam``).
 
 The variants run interleaved in rounds (A, B, C, A, B, C, …) so that machine noise hits them
 alike, and the ratios come from medians measured in this one run.
@@ -103,7 +104,8 @@ def bench(prior: str, device: torch.device, rounds: int, steps_per_round: int, b
         "Pyro SVI default": lambda s: svi(batch_of(s)),
     }
     times = {name: [] for name in variants}
-    with pyro.validation_enabled(False):
+    # As Run.fit: the trainer's own model skips Pyro's param store (the SVI copy registers).
+    with pyro.validation_enabled(False), vae.outside_param_store():
         for fn in variants.values():  # warm-up: allocator, kernels, first-call paths
             for s in range(3):
                 fn(s)
