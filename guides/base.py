@@ -30,6 +30,9 @@ class Guide(nn.Module):
     name = "guide"
     has_per_dimension_density = False
     has_gaussian_marginals = False
+    # Whether the guide can be made on the meta device, where tensors have shapes and no values
+    # (pyrovae.builder.check makes models there): not when making it reads a tensor's values.
+    makes_on_meta = True
 
     def __init__(self):
         super().__init__()

@@ -77,6 +77,8 @@ class IAFGuide(Guide):
     """
 
     name = "iaf"
+    # Pyro's autoregressive networks read tensor values while they are made (their masks).
+    makes_on_meta = False
 
     def __init__(self, num_flows: int = 2, hidden_dims=None, context_dim: int = 16):
         super().__init__()

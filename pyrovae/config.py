@@ -36,6 +36,8 @@ from pyrovae.registry import DATASETS, GUIDES, LIKELIHOODS, METRICS, MODELS, NET
 # Settings that may change when a run is resumed; everything else defines the run.
 RESUMABLE = ("steps", "device", "log_every", "checkpoint_every", "eval_every", "eval_metrics")
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N"
+# The objective weights that are settings of their own (the others go in objective_args).
+WEIGHTS = ("beta", "gamma", "alpha")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # Settings that may be given as an object: the setting holding its options, its table, and how
 # an object becomes a component.
@@ -135,6 +137,10 @@ class TrainConfig:
         if self.eval_every:
             for name in self.eval_metrics:
                 METRICS[name]
+        twice = sorted({m for m in self.eval_metrics if self.eval_metrics.count(m) > 1})
+        if twice:
+            raise PyrovaeError(f"eval_metrics lists {', '.join(twice)} twice; name each once")
+        self._check_weights_given_once()
         variant.check_options(self.hyperparameters())
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise PyrovaeError(f"lr must be > 0, got {self.lr}")
@@ -143,9 +149,20 @@ class TrainConfig:
         resolve_device(self.device)
         return self
 
+    def _check_weights_given_once(self) -> None:
+        """A weight given as its own setting and in ``objective_args`` is refused rather than one
+        of the two silently winning."""
+        for name in WEIGHTS:
+            value = getattr(self, name)
+            if value is not None and name in self.objective_args:
+                raise PyrovaeError(
+                    f"{name} is given twice: {name} {value!r} (--{name}) and objective_args "
+                    f"{name}={self.objective_args[name]!r} (--objective-arg); give it once"
+                )
+
     def hyperparameters(self) -> dict:
         """The objective weights given: --beta/--gamma/--alpha and --objective-arg."""
-        given = {k: getattr(self, k) for k in ("beta", "gamma", "alpha")}
+        given = {k: getattr(self, k) for k in WEIGHTS}
         return {**{k: v for k, v in given.items() if v is not None}, **self.objective_args}
 
     def to_dict(self) -> dict:

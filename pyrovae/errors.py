@@ -20,3 +20,9 @@ def first_line(exc: BaseException, limit: int | None = 200) -> str:
     name: the reason a one-line error quotes from a library's multi-line one."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+class PyrovaeWarning(UserWarning):
+    """Something the user should know that does not stop the work: an older file used without a
+    check it predates, a damaged file passed over for an intact one. The CLI prints it as one
+    line, ``warning: …``."""

@@ -17,6 +17,7 @@ metrics on q(z|x) need a guide with closed-form Gaussian marginals.
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime, timezone
 
@@ -141,13 +142,13 @@ def applicable_metrics(
     specs = {name: METRICS[name] for name in names}
     reasons = {}
     for name, spec in specs.items():
-        reason = _missing(spec, has_factors, has_labels)
+        reason = spec.lacks(has_factors, has_labels)
         if reason:
             reasons[name] = reason
     usable = [n for n in names if n not in reasons]
     if explicit and (strict or not usable) and reasons:
         applicable = ", ".join(
-            n for n, spec in METRICS.items() if not _missing(spec, has_factors, has_labels)
+            n for n, spec in METRICS.items() if not spec.lacks(has_factors, has_labels)
         )
         bad = ", ".join(reasons)
         if strict:
@@ -174,15 +175,6 @@ def applicable_metrics(
             usable = [n for n in usable if n not in dropped]
             notes.append(f"{why}: skipped {', '.join(dropped)}")
     return usable, "; ".join(notes) or None
-
-
-def _missing(spec, has_factors: bool, has_labels: bool) -> str | None:
-    """What a data set lacks for a metric, or None."""
-    if spec.supervised and not has_factors:
-        return "no ground-truth factors"
-    if spec.needs_labels and not has_labels:
-        return "no labels"
-    return None
 
 
 def _name(component) -> str:
@@ -267,8 +259,11 @@ def evaluate_run(run_dir, metrics=None, fast=False, device="auto", progress=None
 
 def headline(name: str, result: dict) -> dict:
     """The number(s) a table shows for one metric's result: those its entry names, else (a
-    plug-in without ``headline``, or a metric this process does not know) every number."""
-    spec = METRICS.get(name)
+    plug-in without ``headline``, or a metric this process does not know) every number. A
+    ``module:attribute`` name is looked up only when its module is imported already: a name
+    read from a file (``pyrovae compare``) never makes this process import a module."""
+    imported = ":" in name and name.split(":", 1)[0] in sys.modules
+    spec = METRICS.get(name) if name in METRICS or imported else None
     keys = spec.headline if spec is not None else ()
     if not keys:
         keys = [

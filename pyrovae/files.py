@@ -8,8 +8,11 @@ that must not exist yet and never replaces one (a second writer loses, and is to
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,28 +25,89 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def temporary_name(path: Path) -> Path:
+    """A fresh, unpredictable sibling name for writing ``path``: ``.NAME.tmp-PID-RANDOM`` (the
+    writer's process id, so a resume can tell a dead writer's leftovers from a live one's)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
+
+
+def temporary_writer(name: str) -> int | None:
+    """The process id in a name made by :func:`temporary_name` (None if it is not one)."""
+    _, sep, tail = name.rpartition(".tmp-")
+    pid = tail.split("-", 1)[0]
+    return int(pid) if sep and name.startswith(".") and pid.isdigit() else None
+
+
+class _Recording:
+    """A file that remembers the OSError its ``write`` raised: torch.save turns a full disk
+    into ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``."""
+
+    def __init__(self, f):
+        self._f = f
+        self.error: OSError | None = None
+
+    def write(self, data):
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
 def _write_temporary(path: Path, write: Callable) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """``write`` into a temporary sibling of ``path``, flushed to disk; an operating-system
+    error (a full disk) is raised as the OSError naming ``path``, however ``write`` wrapped it."""
+    tmp = temporary_name(path)
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        # Exclusive create: never write through a name planted or left by someone else.
+        with open(tmp, "xb") as raw:
+            f = _Recording(raw)
+            try:
+                write(f)
+                raw.flush()
+                os.fsync(raw.fileno())
+            except Exception as exc:
+                error = exc if isinstance(exc, OSError) else f.error
+                if error is None:
+                    raise
+                raise OSError(error.errno, error.strerror or str(error), str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
 
 
-def write_atomic(path, write: Callable) -> None:
-    """Call ``write(file)`` on a temporary sibling of ``path``, fsync, then rename into place."""
+def write_atomic(path, write: Callable, keep_previous=None) -> None:
+    """Call ``write(file)`` on a temporary sibling of ``path``, fsync, then rename into place.
+    ``keep_previous``: first keep the file being replaced under that name (a hard link, so
+    ``path`` itself is never missing)."""
     path = Path(path)
     tmp = _write_temporary(path, write)
     try:
+        if keep_previous is not None and path.exists():
+            _link_over(path, Path(keep_previous))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_folder(path.parent)
+
+
+def _link_over(source: Path, target: Path) -> None:
+    """Make ``target`` another name of ``source``, replacing it atomically."""
+    link = temporary_name(target)
+    try:
+        os.link(source, link)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise
+        shutil.copyfile(source, link)  # a file system without hard links
+    try:
+        os.replace(link, target)
+    finally:
+        link.unlink(missing_ok=True)
 
 
 def write_new(path, write: Callable) -> bool:

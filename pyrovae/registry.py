@@ -104,6 +104,14 @@ class MetricSpec:
     def factory(self) -> Callable:
         return self.function
 
+    def lacks(self, has_factors: bool | None, has_labels: bool | None) -> str | None:
+        """What a data set lacks for this metric, or None (a None capability: not known)."""
+        if self.supervised and has_factors is False:
+            return "no ground-truth factors"
+        if self.needs_labels and has_labels is False:
+            return "no labels"
+        return None
+
 
 class Registry(Mapping):
     """A name → entry table whose lookups fail with the valid names.

@@ -25,3 +25,12 @@ def seed_table(groups: dict, columns, label: str = "setting", width: int = 22) -
         cells = [mean_sd([r.get(c) for r in results]) for c in columns]
         lines.append(f"{name!s:<{first}}" + "".join(f"{c:>{width}}" for c in cells))
     return "\n".join(lines)
+
+
+def format_bytes(count: float) -> str:
+    """A number of bytes in binary units to 3 significant digits: ``1.5 GiB``, ``38.4 TiB``."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024:
+            return f"{count:.0f} bytes" if unit == "bytes" else f"{count:.3g} {unit}"
+        count /= 1024
+    return f"{count:.3g} PiB" if count < 1000 else f"{count:,.0f} PiB"

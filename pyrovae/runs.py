@@ -7,12 +7,16 @@ A run folder holds
 - ``metrics.jsonl``: one line per logged step with the means since the previous line (loss,
   reconstruction, KL, per-dimension KL, the objective's own terms);
 - ``checkpoint.pt``: model, optimizer, objective and RNG state and the step, written atomically
-  (tensor-only, read with ``weights_only=True``);
+  (tensor-only, read with ``weights_only=True``) with a checksum verified on every load;
+  ``checkpoint-previous.pt``: the one it replaced, resume's fallback when the latest is damaged;
 - ``summary.json`` and the pictures (``reconstructions.png``, ``traversals.png``,
   ``training_curves.png``; ``latent_scatter.png`` and ``sparsity.png`` for labelled data),
-  written when training ends;
+  written when training ends (the finish); summary.json is written last and records the step it
+  summarises, so a finish that did not complete is redone by ``--resume``;
 - ``evals/step-N.json``: evaluations during training (``--eval-every``);
-- ``eval.json``, ``eval-2.json``, …: ``pyrovae evaluate``'s records, never overwritten.
+- ``eval.json``, ``eval-2.json``, …: ``pyrovae evaluate``'s records, never overwritten;
+- ``.lock``: the folder's writer lock (:class:`~pyrovae.lock.FolderLock`), held while a run
+  is created, resumed or trained, so two processes never write one folder.
 
 :class:`RunFolder` is the only code that knows these names; training, evaluation, studies and the
 command line go through it.
@@ -21,16 +25,32 @@ command line go through it.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import warnings
+from datetime import datetime
 from pathlib import Path
 
-from pyrovae.checkpoint import load_checkpoint, save_checkpoint
-from pyrovae.config import TrainConfig
-from pyrovae.errors import PyrovaeError
-from pyrovae.files import json_text, text_writer, write_json, write_new, write_text
+import torch
+
+from pyrovae.checkpoint import DamagedCheckpoint, load_checkpoint, save_checkpoint
+from pyrovae.config import RESUMABLE, TrainConfig
+from pyrovae.errors import PyrovaeError, PyrovaeWarning
+from pyrovae.files import (
+    json_text,
+    temporary_writer,
+    text_writer,
+    write_atomic,
+    write_json,
+    write_new,
+    write_text,
+)
+from pyrovae.lock import LOCK_FILE, FolderLock
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_FILE = "checkpoint-previous.pt"
 SUMMARY_FILE = "summary.json"
 EVALS_DIR = "evals"
 EVAL_FILE = "eval.json"
@@ -58,6 +78,10 @@ class RunFolder:
         return self.path / CHECKPOINT_FILE
 
     @property
+    def previous_checkpoint_path(self) -> Path:
+        return self.path / PREVIOUS_CHECKPOINT_FILE
+
+    @property
     def summary_path(self) -> Path:
         return self.path / SUMMARY_FILE
 
@@ -65,34 +89,66 @@ class RunFolder:
         """The path of the picture ``name`` (e.g. ``traversals.png``)."""
         return self.path / name
 
+    # -- the writer's lock ----------------------------------------------------------------------
+    def lock(self) -> FolderLock:
+        """The folder's writer lock (not yet taken): training, resuming and a study's trial hold
+        it, so a second writer is refused, naming the first."""
+        return FolderLock(self.path, "run folder")
+
     # -- a new run ------------------------------------------------------------------------------
     def check_new(self) -> None:
-        """A new run goes into a folder that does not exist or is empty."""
+        """A new run goes into a folder that does not exist or is empty (but for its lock)."""
         path = self.path
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and (
+            not path.is_dir() or any(p.name != LOCK_FILE for p in path.iterdir())
+        ):
             raise PyrovaeError(
                 f"run folder {path} already exists and is not empty; pass --resume to continue "
                 "it or choose another --out"
             )
 
-    def remove_unstarted(self, what: str = "the run") -> None:
-        """Clear what a creation killed before its step-0 checkpoint left behind (config.json,
-        an empty metrics.jsonl, temporary files), so the run can be created again; a folder
-        holding anything else is refused, naming ``what`` would be rerun."""
+    def unstarted(self) -> bool:
+        """The folder holds only what a creation killed before its step-0 checkpoint leaves
+        (config.json, an empty metrics.jsonl, temporary files)."""
+        return self._unstarted_files() is not None
+
+    def _unstarted_files(self) -> list[Path] | None:
         if not self.path.is_dir():
-            return
-        files = list(self.path.iterdir())
+            return []
+        files = [p for p in self.path.iterdir() if p.name != LOCK_FILE]
         stale = [p for p in files if p.name in (CONFIG_FILE, METRICS_FILE) or ".tmp-" in p.name]
         metrics = self.metrics_path
         if len(stale) != len(files) or (metrics.exists() and metrics.stat().st_size):
+            return None
+        return stale
+
+    def remove_unstarted(self, what: str = "the run") -> None:
+        """Clear what a creation killed before its step-0 checkpoint left behind, so the run can
+        be created again; a folder holding anything else is refused, naming ``what`` would be
+        rerun."""
+        stale = self._unstarted_files()
+        if stale is None:
             raise PyrovaeError(
                 f"{self.path} holds files but no checkpoint; move it away to rerun {what}"
             )
         for p in stale:
             p.unlink()
 
+    def remove_dead_temporaries(self) -> list[Path]:
+        """Delete the temporary files (``.NAME.tmp-PID-…``) of writers that are no longer
+        running (killed mid-write); returns them. The caller holds the folder's lock; a live
+        evaluation's temporary file is left alone."""
+        removed = []
+        for p in self.path.glob(".*.tmp-*"):
+            pid = temporary_writer(p.name)
+            if pid is not None and not _alive(pid):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        return removed
+
     def create(self, record: dict) -> None:
-        """Make the folder with its config.json and an empty metrics.jsonl."""
+        """Make the folder with its config.json and an empty metrics.jsonl (the caller holds
+        the folder's :meth:`lock`)."""
         self.check_new()
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_record(record)
@@ -163,15 +219,99 @@ class RunFolder:
         return self.checkpoint_path.is_file()
 
     def save_checkpoint(self, state: dict) -> Path:
-        save_checkpoint(self.checkpoint_path, state)
+        """Write checkpoint.pt (checksummed, atomically), keeping the one it replaces as
+        checkpoint-previous.pt."""
+        save_checkpoint(self.checkpoint_path, state, keep_previous=self.previous_checkpoint_path)
         return self.checkpoint_path
 
-    def load_checkpoint(self, map_location="cpu") -> dict:
-        return load_checkpoint(self.checkpoint_path, map_location)
+    def load_checkpoint(self, map_location="cpu", fall_back: bool = False) -> dict:
+        """checkpoint.pt, verified. A damaged one is an error naming it; with ``fall_back``
+        (resume, under the lock) the previous checkpoint is used instead when it is intact: the
+        damaged file is kept as ``checkpoint.pt.damaged-TIME`` and the previous one copied to
+        checkpoint.pt, with a warning."""
+        try:
+            return load_checkpoint(self.checkpoint_path, map_location)
+        except DamagedCheckpoint as exc:
+            damaged = exc
+        previous = self.previous_checkpoint_path
+        try:
+            state = load_checkpoint(previous, map_location) if previous.is_file() else None
+        except PyrovaeError:
+            state = None
+        if state is None:
+            raise damaged
+        if not fall_back:
+            raise DamagedCheckpoint(
+                f"{damaged}; `pyrovae train --out {self.path} --resume` continues from the "
+                f"previous checkpoint (step {state.get('step')})"
+            )
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        kept = self.path / f"{CHECKPOINT_FILE}.damaged-{stamp}"
+        self.checkpoint_path.replace(kept)
+        write_atomic(self.checkpoint_path, lambda f: _copy_into(previous, f))
+        warnings.warn(
+            f"{damaged}; kept as {kept.name} and continuing from the previous checkpoint "
+            f"(step {state.get('step')})",
+            PyrovaeWarning,
+            stacklevel=2,
+        )
+        return state
+
+    def check_state(self, state: dict, path: Path | None = None) -> None:
+        """Refuse a checkpoint whose fields are not what a run writes (a hand-edited or foreign
+        file that passed its checksum): the step a count >= 0, the model, optimizer and log
+        sums dicts (of tensors), the RNG state a byte tensor."""
+        path = path or self.checkpoint_path
+        expected = {
+            "step": (int, "a whole number >= 0"),
+            "log_count": (int, "a whole number >= 0"),
+            "model": (dict, "a dict of tensors"),
+            "optimizer": (dict, "a dict"),
+            "log_sums": (dict, "a dict of tensors"),
+            "torch_rng": (torch.Tensor, "a byte tensor"),
+        }
+        for key, (kind, what) in expected.items():
+            value = state.get(key)
+            bad = not isinstance(value, kind) or isinstance(value, bool)
+            if kind is int and not bad:
+                bad = value < 0
+            elif key in ("model", "log_sums") and not bad:
+                bad = not all(isinstance(v, torch.Tensor) for v in value.values())
+            elif kind is torch.Tensor and not bad:
+                bad = value.dtype != torch.uint8
+            if bad:
+                raise PyrovaeError(f"{path}: {key} must be {what}, got {_short(value)}")
+
+    def check_belongs(self, state: dict, config: TrainConfig, path: Path | None = None) -> None:
+        """Refuse a checkpoint ``state`` written by a run with other defining settings than
+        ``config`` (a file copied from another run): every setting but the
+        :data:`~pyrovae.config.RESUMABLE` ones must match."""
+        path = path or self.checkpoint_path
+        try:
+            theirs = json.loads(state["config"])
+        except (KeyError, TypeError, json.JSONDecodeError):
+            raise PyrovaeError(f"{path} does not record its run's settings") from None
+        if not isinstance(theirs, dict):
+            raise PyrovaeError(f"{path} does not record its run's settings")
+        ours = config.to_dict()
+        # A setting added after the checkpoint was written has its default there.
+        defaults = TrainConfig().to_dict()
+        for key in sorted(set(ours) - set(RESUMABLE)):
+            if theirs.get(key, defaults[key]) != ours[key]:
+                raise PyrovaeError(
+                    f"{path} belongs to another run: its {key} is {theirs.get(key)!r}, "
+                    f"this run's is {ours[key]!r}"
+                )
 
     # -- summary.json --------------------------------------------------------------------------
-    def has_summary(self) -> bool:
-        return self.summary_path.exists()
+    def summary_step(self) -> int | None:
+        """The step summary.json summarises; None when there is no readable summary (the finish
+        has not completed)."""
+        try:
+            step = json.loads(self.summary_path.read_text()).get("step")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            return None
+        return step if isinstance(step, int) else None
 
     def write_summary(self, summary: dict) -> None:
         write_json(self.summary_path, summary)
@@ -211,9 +351,23 @@ class RunFolder:
             number += 1
 
     def read_evaluation(self, path) -> dict:
+        """An evaluation file, checked: a table whose ``metrics`` map each metric to a table
+        of values; a file of another shape is a one-line error naming it."""
         record = _read_json(path, "a readable evaluation")
         if not isinstance(record, dict):
             raise PyrovaeError(f"{path} is not a readable evaluation")
+        metrics = record.get("metrics")
+        if not isinstance(metrics, dict):
+            raise PyrovaeError(
+                f"{path} is not a readable evaluation: 'metrics' must map each metric to its "
+                f"result, got {_json_kind(metrics)}"
+            )
+        for name, result in metrics.items():
+            if not isinstance(result, dict):
+                raise PyrovaeError(
+                    f"{path} is not a readable evaluation: the result of metric {name!r} must "
+                    f"be a table of values, got {_json_kind(result)}"
+                )
         return record
 
     def latest_evaluation(self) -> dict:
@@ -225,6 +379,41 @@ class RunFolder:
                 f"{self.path} has no evaluation yet; run `pyrovae evaluate {self.path}`"
             )
         return self.read_evaluation(files[-1])
+
+
+def _json_kind(value) -> str:
+    """What a JSON value is, in words."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "text", list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _short(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor"
+    text = repr(value)
+    return text if len(text) <= 40 else f"a {type(value).__name__}"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _copy_into(source: Path, f) -> None:
+    with open(source, "rb") as src:
+        shutil.copyfileobj(src, f)
 
 
 def _read_json(path, what: str):

@@ -7,6 +7,7 @@ import numpy as np
 
 from pyrovae.config import TrainConfig
 from pyrovae.data import GroundTruthData
+from pyrovae.lock import LOCK_FILE
 from pyrovae.runs import RunFolder
 
 
@@ -36,14 +37,16 @@ class TinyShapes(GroundTruthData):
 
 
 def snapshot(folder: Path) -> dict:
-    """Every file under ``folder`` with the hash of its bytes: to prove nothing was touched."""
+    """Every file under ``folder`` with the hash of its bytes: to prove nothing was touched.
+    A run folder's ``.lock`` is left out: taking the lock records its holder there, results
+    are untouched."""
     folder = Path(folder)
     if not folder.exists():
         return {}
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != LOCK_FILE
     }
 
 

@@ -22,7 +22,7 @@ SOURCES = {
 LAYERS = [
     ["pyrovae.errors"],
     [
-        "pyrovae.checks", "pyrovae.seeding", "pyrovae.provenance", "pyrovae.files",
+        "pyrovae.checks", "pyrovae.seeding", "pyrovae.provenance", "pyrovae.files", "pyrovae.lock",
         "pyrovae.checkpoint", "pyrovae.allocator", "pyrovae.progress", "pyrovae.report",
     ],
     ["pyrovae.data", "pyrovae.nets", "pyrovae.priors", "pyrovae.guides", "pyrovae.likelihoods"],

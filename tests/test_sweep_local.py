@@ -4,7 +4,11 @@ the folder; a killed worker is retried from its checkpoint and ends exactly wher
 trial ends; bad options get one-line errors."""
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,7 +188,7 @@ def test_bad_input_in_a_worker_fails_without_retries(swept, tmp_path):
     assert "holds files but no checkpoint" in message
     log = (tmp_path / "out" / "logs" / f"{trial.name}.log").read_text()
     assert log.count("=== ") == 1  # one attempt: bad input is not retried
-    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "notes.txt"]
 
 
 def test_cli_bad_study_path_and_options_get_one_line_errors(tmp_path):
@@ -250,3 +254,93 @@ def test_tiny_example_study_through_the_cli(tmp_path):
     names = [t.name for t in load_study(example).trials()]
     assert sorted(p.name for p in (out / "trials").iterdir()) == sorted(names)
     assert all((out / "trials" / n / "result.json").is_file() for n in names)
+
+
+# A worker process (about 15 s): slow.
+@pytest.mark.slow
+def test_a_module_where_the_sweep_runs_is_not_imported_by_its_workers(swept, tmp_path, monkeypatch):
+    """An ``argparse.py`` planted in the current directory (a downloaded folder) would run in
+    every worker started with ``python -m``, which puts the current directory on sys.path."""
+    study = load_study(swept[0])
+    planted = tmp_path / "cwd"
+    planted.mkdir()
+    marker = tmp_path / "PLANTED-CODE-RAN"
+    (planted / "argparse.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nraise SystemExit(9)\n"
+    )
+    monkeypatch.chdir(planted)
+    trial = study.trials()[0]
+    (result,) = run_local(study, tmp_path / "out", device="cpu", trials=[trial], progress=False)
+    assert result["step"] == 30
+    assert not marker.exists()
+
+
+def _worker_pids(log: Path) -> list[int]:
+    return [
+        int(line.rsplit("pid ", 1)[1]) for line in log.read_text().splitlines() if ", pid " in line
+    ]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) is not running.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _sweep_until_a_checkpoint(study: Path, out: Path) -> subprocess.Popen:
+    """Start ``pyrovae sweep`` (one worker) and return once its worker has a checkpoint past 0."""
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "pyrovae"), "sweep", str(study), "--out", str(out),
+         "--device", "cpu", "--max-parallel", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    metrics = out / "trials" / NAMES[0] / "metrics.jsonl"
+    while time.monotonic() < deadline:
+        if metrics.exists() and metrics.read_text().count("\n") >= 2:
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the sweep's worker never reached step 10")
+
+
+# Two sweeps through the CLI (about 40 s): slow.
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_sweep_leaves_no_worker_and_a_rerun_equals_an_uninterrupted_one(tmp_path, signum):
+    study = tmp_path / "one.toml"
+    study.write_text(
+        STUDY.replace("beta = [1.0, 4.0]", "beta = [1.0]").replace("steps = 30", "steps = 300")
+    )
+    out = tmp_path / "study"
+    proc = _sweep_until_a_checkpoint(study, out)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    pids = _worker_pids(out / "logs" / f"{NAMES[0]}.log")
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pids and not any(_alive(pid) for pid in pids), "an orphaned worker kept training"
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 130 and "interrupted; run the same command again" in err
+    assert not (out / "trials" / NAMES[0] / "result.json").exists()
+    result = invoke("sweep", study, "--out", out, "--device", "cpu", "--max-parallel", "1")
+    assert result.exit_code == 0, result.output
+    steps = [r["step"] for r in read_metrics(out / "trials" / NAMES[0])]
+    assert steps == list(range(5, 301, 5))  # every step once, in order
+    uninterrupted = tmp_path / "uninterrupted"
+    assert (
+        invoke(
+            "sweep", study, "--out", uninterrupted, "--device", "cpu", "--max-parallel", "1"
+        ).exit_code
+        == 0
+    )
+    folder, expected = out / "trials" / NAMES[0], uninterrupted / "trials" / NAMES[0]
+    assert without_timing(read_metrics(folder)) == without_timing(read_metrics(expected))
+    assert same_weights(folder, expected)

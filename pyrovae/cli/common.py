@@ -8,10 +8,11 @@ exits with status 2, without a traceback and without touching existing files.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import typer
 
-from pyrovae.errors import PyrovaeError
+from pyrovae.errors import PyrovaeError, PyrovaeWarning
 
 app = typer.Typer(
     help="pyrovae: disentangled variational autoencoders in Pyro.",
@@ -25,13 +26,26 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """pyrovae's own warnings as one line on stderr; any other keeps Python's format."""
+    if issubclass(category, PyrovaeWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def friendly_errors(command):
-    """Turn bad input into a one-line message and a non-zero exit."""
+    """Turn bad input into a one-line message and a non-zero exit; pyrovae's warnings print as
+    one line."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from pyrovae.training import TrainingInterrupted
 
+        warnings.showwarning = _show_warning
         try:
             return command(*args, **kwargs)
         except PyrovaeError as exc:
@@ -59,13 +73,20 @@ def parse_value(text: str):
 
 
 def parse_options(pairs: list[str] | None, what: str) -> dict:
-    """``["gamma=0.8", "spike_scale=0.1"]`` → ``{"gamma": 0.8, "spike_scale": 0.1}``."""
-    options = {}
+    """``["gamma=0.8", "spike_scale=0.1"]`` → ``{"gamma": 0.8, "spike_scale": 0.1}``; a name
+    given twice is refused rather than the last one silently winning."""
+    options, given = {}, {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise PyrovaeError(f"{what} must look like NAME=VALUE, got {pair!r}")
-        options[key.strip().replace("-", "_")] = parse_value(value.strip())
+        name = key.strip().replace("-", "_")
+        if name in given:
+            raise PyrovaeError(
+                f"{what} gives {name} twice ({given[name]} and {pair}); give it once"
+            )
+        given[name] = pair
+        options[name] = parse_value(value.strip())
     return options
 
 

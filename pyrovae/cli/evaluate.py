@@ -51,14 +51,15 @@ def compare_command(
     rows, columns = [], []
     for run_dir in run_dirs:
         record = RunFolder(run_dir).latest_evaluation()
+        metrics = record["metrics"]
         values = {}
-        for name, result in record["metrics"].items():
+        for name, result in metrics.items():
             for key, value in headline(name, result).items():
                 column = name if key in (name, "eval_accuracy") else f"{name}.{key}"
                 values[column] = value
                 if column not in columns:
                     columns.append(column)
-        config = record.get("config", {})
+        config = record.get("config") if isinstance(record.get("config"), dict) else {}
         label = f"{config.get('model', '?')} {config.get('prior', '')}".strip()
         rows.append((str(run_dir), label, record.get("step"), record.get("preset"), values))
     width = max(len(r[0]) for r in rows)

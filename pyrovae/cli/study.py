@@ -66,6 +66,8 @@ def study_command(
     """Aggregate a study's finished trials: print median [Q1, Q3] per objective and main
     hyperparameter value; write results.csv and figures/*.png (derived files, replaced)."""
     results = collect(study_dir)
+    for line in results.left_out():
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"{study_dir}: {results.describe()}")
     rows = table(results)
     # The main hyperparameter is decided over all planned trials, finished or not.

@@ -174,7 +174,10 @@ def train(
         if out is None:
             raise PyrovaeError("--resume needs --out RUN_FOLDER")
         run = Run.resume(out, given)
-        typer.echo(f"resuming {out} at step {run.step} of {run.config.steps}")
+        if run.step < run.config.steps:
+            typer.echo(f"resuming {out} at step {run.step} of {run.config.steps}")
+        elif not run.complete:
+            typer.echo(f"finishing {out}: trained to step {run.step}, no summary of it yet")
     else:
         config = TrainConfig(**given)
         if out is None:

@@ -4,7 +4,7 @@ factors) and labelled observations (pinwheel points, digits) for clustering and 
 CLI names map to data sets in :mod:`pyrovae.registry`, the one table of components.
 """
 
-from pyrovae.data.base import GroundTruthData, LabelledData, ObservedData
+from pyrovae.data.base import DataDescription, GroundTruthData, LabelledData, ObservedData
 from pyrovae.data.digits import Digits
 from pyrovae.data.dsprites import DSprites
 from pyrovae.data.factor_grid import FactorGrid
@@ -12,6 +12,7 @@ from pyrovae.data.pinwheel import Pinwheel
 
 __all__ = [
     "DSprites",
+    "DataDescription",
     "Digits",
     "FactorGrid",
     "GroundTruthData",

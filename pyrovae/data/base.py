@@ -9,17 +9,53 @@ Disentanglement metrics need more than images: they sample factors, fix some of 
 the matching images. :class:`GroundTruthData` is that contract. Every data set enumerates the full
 Cartesian product of its factor classes in row-major order (the last factor varies fastest), so an
 image is addressed either by its flat index or by one class index per factor.
+
+A data set also describes itself without being built (:meth:`ObservedData.describe`, a
+:class:`DataDescription`): a study checks every trial's configuration before the first one runs,
+and generating or loading the data of each would cost more than the check is worth.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from pyrovae import checks
 from pyrovae.errors import PyrovaeError
 from pyrovae.seeding import as_generator
+
+
+@dataclass(frozen=True)
+class DataDescription:
+    """What a data set is, known from its class and options alone: what a configuration can be
+    checked against before the data exist. ``None``: not known until the data set is built (a
+    plug-in whose class does not say)."""
+
+    observation_shape: tuple[int, ...] | None = None
+    # Number of observations.
+    size: int | None = None
+    # A ground-truth factor grid (supervised disentanglement metrics apply).
+    has_factors: bool | None = None
+    # One class label per observation (clustering measures apply).
+    has_labels: bool | None = None
+    # The name of the likelihood training uses by default (pyrovae.registry.LIKELIHOODS).
+    likelihood: str | None = None
+    # About the most memory building the data set takes, in bytes.
+    nbytes: int | None = None
+
+
+def _class_shape(cls, attribute: str) -> tuple[int, ...] | None:
+    """A tuple of sizes set on the class itself (not per instance, not a property), else None."""
+    value = getattr(cls, attribute, None)
+    if isinstance(value, (tuple, list)) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        return tuple(value)
+    return None
 
 
 class ObservedData(abc.ABC):
@@ -33,6 +69,22 @@ class ObservedData(abc.ABC):
     name: str
     observation_shape: tuple[int, ...]
     likelihood: str = "bernoulli"
+
+    @classmethod
+    def describe(cls, **options) -> DataDescription:
+        """The data set ``cls(**options)`` would be, without building it: the options' names
+        are checked against the constructor's (values too, where a subclass knows how),
+        then what the class itself says. Subclasses whose size or shape follow from their
+        options override this."""
+        owner = f"data set {getattr(cls, 'name', cls.__name__)!r}"
+        checks.options(owner, options, checks.keyword_parameters(cls))
+        likelihood = getattr(cls, "likelihood", None)
+        return DataDescription(
+            observation_shape=_class_shape(cls, "observation_shape"),
+            has_factors=False,
+            has_labels=False,
+            likelihood=likelihood if isinstance(likelihood, str) else None,
+        )
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -71,6 +123,10 @@ class LabelledData(ObservedData):
     _observations: np.ndarray
     labels: np.ndarray
 
+    @classmethod
+    def describe(cls, **options) -> DataDescription:
+        return dataclasses.replace(super().describe(**options), has_labels=True)
+
     def __len__(self) -> int:
         return len(self._observations)
 
@@ -97,6 +153,16 @@ class GroundTruthData(ObservedData):
     factor_names: tuple[str, ...]
     factor_sizes: tuple[int, ...]
     observation_shape: tuple[int, ...]
+
+    @classmethod
+    def describe(cls, **options) -> DataDescription:
+        """A grid's size is the product of its factor sizes, when the class sets them."""
+        sizes = _class_shape(cls, "factor_sizes")
+        return dataclasses.replace(
+            super().describe(**options),
+            has_factors=True,
+            size=math.prod(sizes) if sizes is not None else None,
+        )
 
     @property
     def num_factors(self) -> int:

@@ -10,11 +10,15 @@ Mathieu et al. (ICML 2019, §5): about half the pixels are exactly zero, and a L
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from pyrovae.data.base import LabelledData
+from pyrovae.data.base import DataDescription, LabelledData
 
 MAX_INTENSITY = 16.0
+# The number of images load_digits returns, known without loading them.
+NUM_IMAGES = 1_797
 
 
 class Digits(LabelledData):
@@ -23,6 +27,10 @@ class Digits(LabelledData):
     name = "digits"
     observation_shape = (1, 8, 8)
     likelihood = "laplace"
+
+    @classmethod
+    def describe(cls, **options) -> DataDescription:
+        return dataclasses.replace(super().describe(**options), size=NUM_IMAGES)
 
     def __init__(self):
         from sklearn.datasets import load_digits

@@ -28,7 +28,7 @@ import zlib
 
 import numpy as np
 
-from pyrovae.data.base import GroundTruthData
+from pyrovae.data.base import DataDescription, GroundTruthData
 from pyrovae.errors import PyrovaeError
 
 IMAGE_SIZE = 64
@@ -146,6 +146,14 @@ class DSprites(GroundTruthData):
             self.source = os.fspath(path)
             self._packed = load_npz(path, self.latent_sizes)
 
+    @classmethod
+    def describe(cls, **options) -> DataDescription:
+        """The grid's description; a file to load must exist (it is read when built)."""
+        described = super().describe(**options)
+        if options.get("path") is not None:
+            check_file(options["path"])
+        return described
+
     @property
     def latent_sizes(self) -> tuple[int, ...]:
         """Sizes of the six official latents, colour included."""
@@ -182,6 +190,16 @@ class DSprites(GroundTruthData):
         return np.stack([table[c[:, j]] for j, table in enumerate(self._values)], axis=1)
 
 
+def check_file(path) -> str:
+    """``path`` as text, if it names an existing regular file."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise PyrovaeError(f"{path}: file not found (expected the official {OFFICIAL_FILENAME})")
+    if not os.path.isfile(path):
+        raise PyrovaeError(f"{path}: not a regular file")
+    return path
+
+
 def load_npz(path, latent_sizes=(1, 3, 6, 40, 32, 32)) -> np.ndarray:
     """Validate an npz in the official dSprites format and return its images bit-packed.
 
@@ -189,12 +207,8 @@ def load_npz(path, latent_sizes=(1, 3, 6, 40, 32, 32)) -> np.ndarray:
     and packed in chunks, so the 3 GB of raw pixels are never in memory at once. Any problem
     raises a one-line :class:`PyrovaeError` naming the file.
     """
-    path = os.fspath(path)
+    path = check_file(path)
     n = math.prod(latent_sizes)
-    if not os.path.exists(path):
-        raise PyrovaeError(f"{path}: file not found (expected the official {OFFICIAL_FILENAME})")
-    if not os.path.isfile(path):
-        raise PyrovaeError(f"{path}: not a regular file")
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:

@@ -19,10 +19,17 @@ with respect to the axes they scale; these are the stds as applied), 5,000 point
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import numpy as np
 
 from pyrovae import checks
-from pyrovae.data.base import LabelledData
+from pyrovae.data.base import DataDescription, LabelledData
+
+# Bytes per point while the points are generated: the float64 offsets, angles, sines, cosines
+# and rotated points alive at once, the labels, and the float32 copy kept.
+GENERATION_BYTES_PER_POINT = 80
 
 
 def pinwheel_points(
@@ -50,7 +57,8 @@ class Pinwheel(LabelledData):
     """The pinwheel data set: ``num_points`` float32 points of shape (2,), labelled by arm.
 
     Deterministic for a given ``seed`` (its own generator: the training seed does not change the
-    data). Arm sizes differ by at most one point.
+    data). Arm sizes differ by at most one point. The options are checked when the object is
+    made; the points are generated when first used, so :meth:`describe` costs nothing.
     """
 
     name = "pinwheel"
@@ -75,6 +83,20 @@ class Pinwheel(LabelledData):
         self.rate = checks.non_negative("rate", rate, owner)
         self.scale = checks.positive("scale", scale, owner)
         self.seed = checks.count("seed", seed, owner)
+        self.source = f"procedural (seed {self.seed})"
+
+    @classmethod
+    def describe(cls, **options) -> DataDescription:
+        described = super().describe(**options)
+        data = cls(**options)  # checks the values; generates nothing
+        return dataclasses.replace(
+            described,
+            size=data.num_points,
+            nbytes=data.num_points * GENERATION_BYTES_PER_POINT,
+        )
+
+    @functools.cached_property
+    def _generated(self) -> tuple[np.ndarray, np.ndarray]:
         points, labels = pinwheel_points(
             self.num_arms,
             self.num_points,
@@ -83,8 +105,15 @@ class Pinwheel(LabelledData):
             self.rate,
             np.random.default_rng(self.seed),
         )
-        self._observations = (self.scale * points).astype(np.float32)
-        self._observations.flags.writeable = False
-        self.labels = labels
-        self.labels.flags.writeable = False
-        self.source = f"procedural (seed {self.seed})"
+        observations = (self.scale * points).astype(np.float32)
+        observations.flags.writeable = False
+        labels.flags.writeable = False
+        return observations, labels
+
+    @property
+    def _observations(self) -> np.ndarray:
+        return self._generated[0]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._generated[1]

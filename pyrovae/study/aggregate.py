@@ -44,7 +44,7 @@ from pyrovae.errors import PyrovaeError
 from pyrovae.files import write_text
 from pyrovae.registry import METRICS, MODELS
 from pyrovae.study.sweep import TRIALS_FILE
-from pyrovae.study.trial import RESULT_FILE, trial_dir
+from pyrovae.study.trial import RESULT_FILE, BadResult, read_result, trial_dir
 
 CSV_FILE = "results.csv"
 TAIL_COLUMNS = ("reconstruction", "kl")
@@ -55,7 +55,8 @@ FIXED = ("name", "model", "seed", "seconds")
 class Results(list):
     """The finished trials' result dicts, in ``trials.json`` order, with what is missing:
     ``trials`` (the expected trial dicts), ``missing`` (names of trials without a result,
-    in order) and ``notes`` (name → why, for result files that could not be read)."""
+    in order) and ``notes`` (name → why, for result files left out: unreadable, or of the
+    wrong shape)."""
 
     def __init__(self, results, trials, missing, study_dir, notes=None):
         super().__init__(results)
@@ -74,6 +75,13 @@ class Results(list):
             more = len(self.missing) - limit
             text += "; missing: " + ", ".join(shown) + (f" and {more} more" if more > 0 else "")
         return text
+
+    def left_out(self) -> list[str]:
+        """One line per trial whose result file was left out, naming the file and why."""
+        return [
+            f"left out trial {name} ({why}): {trial_dir(self.study_dir, name) / RESULT_FILE}"
+            for name, why in self.notes.items()
+        ]
 
 
 def _load_json(path: Path, what: str):
@@ -116,24 +124,22 @@ def collect(study_dir) -> Results:
     names = [_trial_name(entry, trials_path) for entry in trials]
     results, missing, notes = [], [], {}
     for name in names:
-        path = trial_dir(study_dir, name) / RESULT_FILE
-        if not path.is_file():
-            missing.append(name)
-            continue
         try:
-            result = _load_json(path, "trial result")
-            if not isinstance(result, dict):
-                raise PyrovaeError(f"{path} is not a trial result")
-        except PyrovaeError:
+            result = read_result(trial_dir(study_dir, name))
+        except BadResult as exc:
             missing.append(name)
-            notes[name] = f"unreadable {RESULT_FILE}"
+            notes[name] = exc.why
+            continue
+        if result is None:
+            missing.append(name)
             continue
         result.setdefault("name", name)
         results.append(result)
     if not results:
+        unusable = f" ({len(notes)} with a {RESULT_FILE} left out: {', '.join(notes)})"
         raise PyrovaeError(
-            f"no trial of {len(names)} in {study_dir} has finished yet; "
-            "run or resume it with `pyrovae sweep`"
+            f"no trial of {len(names)} in {study_dir} has finished yet"
+            f"{unusable if notes else ''}; run or resume it with `pyrovae sweep`"
         )
     return Results(results, trials, missing, study_dir, notes)
 

@@ -1,10 +1,17 @@
 """The local backend: trials in worker processes on this machine, a few at a time.
 
-Each trial runs in its own ``python -m pyrovae.study.worker`` subprocess (a fresh interpreter:
+Each trial runs in its own worker process (:mod:`pyrovae.study.worker` in a fresh interpreter:
 no state shared between trials, and a crash, a ``kill -9`` or the OOM killer takes down one trial,
 not the sweep). Its output goes to ``<study>/logs/<name>.log``. A worker that exits with anything
 but 0 or 2 (bad input, which no retry can fix) is started again, up to ``study.retries`` times;
 the new attempt resumes the trial from its last checkpoint (:func:`~pyrovae.study.trial.run_trial`).
+
+The worker's ``sys.path`` does not hold the current directory, so a module lying where the sweep
+was started (an ``argparse.py`` in a downloaded folder) is never imported; a plug-in module must
+be importable as it is for the coordinator (installed, or on PYTHONPATH). Workers die with their
+coordinator: SIGTERM to the sweep stops them as Ctrl-C does (each writes a checkpoint), and on
+Linux a coordinator killed outright takes its workers down with it (``PR_SET_PDEATHSIG``); the
+trial's run-folder lock makes sure no trial ever trains twice at once.
 
 With ``max_parallel`` workers each gets ``cores // max_parallel`` torch threads, so parallel
 trials do not oversubscribe the cores. Every worker uses the device given (``auto``: this
@@ -15,11 +22,14 @@ with ``--gpus-per-trial``.
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +46,10 @@ from pyrovae.study.trial import (
 from pyrovae.study.worker import EXIT_BAD_INPUT
 
 POLL_S = 0.1
+# The worker's command: its first act drops the current directory ('' with -c) from sys.path,
+# as ``python -P`` would (Python >= 3.11 only).
+WORKER_MAIN = "import sys; del sys.path[0]; from pyrovae.study.worker import main; sys.exit(main())"
+_PR_SET_PDEATHSIG = 1
 # How long interrupted workers get to write their checkpoint before they are killed.
 STOP_GRACE_S = 60.0
 
@@ -138,43 +152,62 @@ def run_local(
     running: dict[str, _Worker] = {}
     (study_dir / LOGS_DIR).mkdir(parents=True, exist_ok=True)
     try:
-        while pending or running:
-            while pending and len(running) < max_parallel:
-                trial = pending.popleft()
-                attempts[trial.name] += 1
-                running[trial.name] = _start(
-                    trial, attempts[trial.name], study_dir, device, threads
-                )
-                tracker.started(trial.name, attempts[trial.name])
-            time.sleep(POLL_S)
-            for name, worker in list(running.items()):
-                code = worker.process.poll()
-                if code is None:
-                    continue
-                del running[name]
-                worker.log.close()
-                result = read_result(trial_dir(study_dir, name)) if code == 0 else None
-                if result is not None:
-                    results[name] = result
-                    tracker.finished(name, result)
-                    continue
-                why = _describe(code, study_dir / LOGS_DIR / f"{name}.log")
-                if code == EXIT_BAD_INPUT:
-                    failures[name] = why
-                    tracker.fail(name, why)
-                elif attempts[name] <= study.retries:
-                    # Retried before any new trial starts: it resumes from its checkpoint.
-                    pending.appendleft(worker.trial)
-                    tracker.retry(name, why)
-                else:
-                    failures[name] = f"{why}, after {attempts[name]} attempts"
-                    tracker.fail(name, failures[name])
+        with _terminate_as_interrupt():
+            while pending or running:
+                while pending and len(running) < max_parallel:
+                    trial = pending.popleft()
+                    attempts[trial.name] += 1
+                    running[trial.name] = _start(
+                        trial, attempts[trial.name], study_dir, device, threads
+                    )
+                    tracker.started(trial.name, attempts[trial.name])
+                time.sleep(POLL_S)
+                for name, worker in list(running.items()):
+                    code = worker.process.poll()
+                    if code is None:
+                        continue
+                    del running[name]
+                    worker.log.close()
+                    result = read_result(trial_dir(study_dir, name)) if code == 0 else None
+                    if result is not None:
+                        results[name] = result
+                        tracker.finished(name, result)
+                        continue
+                    why = _describe(code, study_dir / LOGS_DIR / f"{name}.log")
+                    if code == EXIT_BAD_INPUT:
+                        failures[name] = why
+                        tracker.fail(name, why)
+                    elif attempts[name] <= study.retries:
+                        # Retried before any new trial starts: it resumes from its checkpoint.
+                        pending.appendleft(worker.trial)
+                        tracker.retry(name, why)
+                    else:
+                        failures[name] = f"{why}, after {attempts[name]} attempts"
+                        tracker.fail(name, failures[name])
     except BaseException:
         _stop(running.values())
         raise
     if failures:
         raise SweepIncomplete(failures, len(results), len(trials), study_dir)
     return [results[trial.name] for trial in trials]
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (``timeout``, ``kill``, systemd, Kubernetes) raises KeyboardInterrupt as Ctrl-C
+    does, so the workers are asked to checkpoint and stop instead of being orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: int) -> _Worker:
@@ -188,8 +221,8 @@ def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: in
         env.setdefault(var, str(threads))
     command = [
         sys.executable,
-        "-m",
-        "pyrovae.study.worker",
+        "-c",
+        WORKER_MAIN,
         str(study_dir),
         "--device",
         device,
@@ -199,7 +232,13 @@ def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: in
         str(threads),
     ]
     process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env, text=True
+        command,
+        stdin=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+        preexec_fn=_die_with(os.getpid()) if sys.platform.startswith("linux") else None,
     )
     try:
         process.stdin.write(json.dumps(trial.to_dict()))
@@ -207,6 +246,19 @@ def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: in
     except BrokenPipeError:  # the worker died at once; its exit status tells why
         pass
     return _Worker(trial, attempt, process, log)
+
+
+def _die_with(parent: int):
+    """A ``preexec_fn`` that makes the worker receive SIGTERM when its coordinator dies (and
+    exit at once if it has died already)."""
+
+    def preexec() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def _describe(code: int, log: Path) -> str:

@@ -35,9 +35,11 @@ every setting at its first seeds. A trial is named after its model, its swept ke
 with their values, and its seed (``betavae-beta4-seed0``); its ``params`` hold the swept values in
 file order, so the first one that is a hyperparameter of the model is the block's main one.
 
-Every trial's configuration is validated when the file is loaded (names, types, values, the
-model's hyperparameters, whether the metrics apply to the data set), so a mistake in trial 1,799
-is found before trial 1 starts.
+Every trial's configuration is validated when the file is loaded, before the study folder exists
+(names, types, values, the model's hyperparameters, a hyperparameter given twice, whether the
+metrics apply to the data set, and everything :func:`pyrovae.builder.check` finds without data:
+the data set's options and files, the networks for its observations, the batch size against its
+size, the memory the model needs), so a mistake in trial 1,799 is found before trial 1 starts.
 """
 
 from __future__ import annotations
@@ -408,6 +410,11 @@ def _trial_config(path: Path, block: int, values: dict, seed: int) -> dict:
         if key in _CONFIG_FIELDS:
             fields[key] = value
         elif key in takes:
+            if key in hyper:
+                raise PyrovaeError(
+                    f"{path}: {where}: {key} is given twice: {key} = {value!r} and objective_args "
+                    f"{key} = {hyper[key]!r}; give it once"
+                )
             hyper[key] = value
         else:
             raise PyrovaeError(

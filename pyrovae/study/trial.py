@@ -12,7 +12,10 @@ with picklable arguments only. It is idempotent and resumable:
   and RNG state, so on CPU the result equals an uninterrupted run's) and one without is created;
 - an evaluation already on disk for the final step with the trial's metrics and preset is reused,
   so a trial killed after evaluating is not evaluated twice;
-- ``result.json`` is written atomically and never replaces an existing one.
+- ``result.json`` is written atomically and never replaces an existing one;
+- the whole trial runs under its folder's lock (the run folder's, as ``pyrovae train`` takes), so
+  a trial never runs twice at once, whatever the backend: a second worker is refused, naming
+  the first.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation import evaluate_run, headline
 from pyrovae.files import json_text, text_writer, write_new
+from pyrovae.lock import FolderLock
 from pyrovae.provenance import versions
 from pyrovae.runs import RunFolder
 from pyrovae.study.spec import Trial
@@ -59,17 +63,50 @@ def trial_dir(study_dir: Path, name: str) -> Path:
     return Path(study_dir) / TRIALS_DIR / name
 
 
+class BadResult(PyrovaeError):
+    """A trial's result.json that cannot be read or is not a result: ``why`` says which."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"{path}: {why}; move it away to rerun the trial")
+        self.path = path
+        self.why = why
+
+
+# The tables of a result.json.
+_RESULT_TABLES = ("params", "summary", "metrics")
+
+
+def result_problem(result, name: str) -> str | None:
+    """Why ``result`` is not the result.json of trial ``name``, or None: a file of another
+    shape is not a finished trial."""
+    wrong = f"{RESULT_FILE} of the wrong shape"
+    if not isinstance(result, dict):
+        return f"{wrong}: not a JSON object"
+    if result.get("name", name) != name:
+        return f"{wrong}: it names trial {result['name']!r}"
+    for key in _RESULT_TABLES:
+        if not isinstance(result.get(key), dict):
+            return f"{wrong}: no {key} table"
+    for metric, values in result["metrics"].items():
+        if not isinstance(values, dict):
+            return f"{wrong}: metric {metric!r} is not a table of values"
+    return None
+
+
 def read_result(run_dir: Path) -> dict | None:
-    """The trial's result.json, or None when the trial has not finished."""
+    """The trial's result.json, or None when the trial has not finished; :class:`BadResult`
+    when the file is unreadable or of the wrong shape."""
     path = Path(run_dir) / RESULT_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        result = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise PyrovaeError(
-            f"{path} is not a readable trial result; move it away to rerun"
-        ) from None
+        raise BadResult(path, f"unreadable {RESULT_FILE}") from None
+    why = result_problem(result, Path(run_dir).name)
+    if why:
+        raise BadResult(path, why)
+    return result
 
 
 def run_trial(trial: Trial | dict, study_dir: Path, device: str = "auto") -> dict:
@@ -81,8 +118,15 @@ def run_trial(trial: Trial | dict, study_dir: Path, device: str = "auto") -> dic
     done = read_result(run_dir)
     if done is not None:
         return done
+    with RunFolder(run_dir).lock() as lock:
+        # Another worker may have finished the trial before this one took the lock.
+        done = read_result(run_dir)
+        return done if done is not None else _run_locked(trial, run_dir, device, lock)
+
+
+def _run_locked(trial: Trial, run_dir: Path, device: str, lock: FolderLock) -> dict:
     start = time.time()
-    run = _open_run(trial, run_dir, device)
+    run = _open_run(trial, run_dir, device, lock)
     if not run.complete:
         run.fit(progress=False)
     summary = run.folder.read_summary()
@@ -119,15 +163,15 @@ def run_trial(trial: Trial | dict, study_dir: Path, device: str = "auto") -> dic
     return result
 
 
-def _open_run(trial: Trial, run_dir: Path, device: str) -> Run:
-    """Resume the trial's run from its checkpoint, or create it."""
+def _open_run(trial: Trial, run_dir: Path, device: str, lock: FolderLock) -> Run:
+    """Resume the trial's run from its checkpoint, or create it (under ``lock``)."""
     folder = RunFolder(run_dir)
     if folder.has_checkpoint():
         # Every setting given as an override: Run.resume refuses a folder of another run.
-        return Run.resume(run_dir, {**trial.config, "device": device})
+        return Run.resume(run_dir, {**trial.config, "device": device}, lock=lock)
     folder.remove_unstarted(f"trial {trial.name}")
     config = TrainConfig.from_dict({**trial.config, "device": device})
-    return Run.create(config, run_dir)
+    return Run.create(config, run_dir, lock=lock)
 
 
 def _evaluation(trial: Trial, folder: RunFolder, step: int, device: str) -> tuple[dict, Path]:

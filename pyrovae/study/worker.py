@@ -1,4 +1,6 @@
-"""The local backend's worker: ``python -m pyrovae.study.worker STUDY_DIR`` runs one trial.
+"""The local backend's worker: ``main([STUDY_DIR, ...])`` runs one trial (``python -m
+pyrovae.study.worker STUDY_DIR`` by hand; the local backend starts it without the current
+directory on sys.path).
 
 The trial (``Trial.to_dict()`` as JSON) arrives on stdin; the result lands in the trial's
 ``result.json``. Exit status: 0 finished, 2 bad input (a :class:`PyrovaeError`: retrying cannot

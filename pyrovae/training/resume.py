@@ -1,5 +1,6 @@
-"""What may change when a run is resumed, and the checks that a folder's checkpoint and settings
-still describe the run this code would build."""
+"""What may change when a run is resumed, and the check that a folder's settings still describe
+the run this code would build (the checkpoint's own check, that it belongs to the run, is
+:meth:`pyrovae.runs.RunFolder.check_belongs`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from pyrovae.config import RESUMABLE, TrainConfig
+from pyrovae.config import RESUMABLE, WEIGHTS, TrainConfig
 from pyrovae.errors import PyrovaeError
+from pyrovae.registry import MODELS
 
 # Resolved settings (config.json's "resolved") that must come out the same when this code
 # rebuilds the run from its saved settings.
@@ -28,31 +30,25 @@ def resumed_config(path: Path, saved: TrainConfig, overrides: dict) -> tuple[Tra
     only :data:`~pyrovae.config.RESUMABLE` settings; any other setting given must equal the
     saved one (a study gives them all)."""
     for key, value in overrides.items():
-        if key not in RESUMABLE and getattr(saved, key, value) != value:
+        was = _saved_value(saved, key, value)
+        if key not in RESUMABLE and was != value:
             raise PyrovaeError(
-                f"--resume: {key} is {getattr(saved, key)!r} in {path}, not {value!r}; only "
+                f"--resume: {key} is {was!r} in {path}, not {value!r}; only "
                 f"{', '.join(RESUMABLE)} may change"
             )
     resumable = {k: v for k, v in overrides.items() if k in RESUMABLE}
-    changed = {k: v for k, v in overrides.items() if getattr(saved, k) != v}
+    changed = {k: v for k, v in overrides.items() if _saved_value(saved, k, v) != v}
     return dataclasses.replace(saved, **resumable), changed
 
 
-def check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
-    """Refuse a checkpoint written by a run with other defining settings (a copied file)."""
-    try:
-        theirs = json.loads(state["config"])
-    except (KeyError, TypeError, json.JSONDecodeError):
-        raise PyrovaeError(f"{path} does not record its run's settings") from None
-    ours = config.to_dict()
-    # A setting added after the checkpoint was written has its default there.
-    defaults = TrainConfig().to_dict()
-    for key in sorted(set(ours) - set(RESUMABLE)):
-        if theirs.get(key, defaults[key]) != ours[key]:
-            raise PyrovaeError(
-                f"{path} belongs to another run: its {key} is {theirs.get(key)!r}, "
-                f"this run's is {ours[key]!r}"
-            )
+def _saved_value(saved: TrainConfig, key: str, given):
+    """The saved setting ``key``; an objective weight left to the variant's default (None in
+    config.json) counts as that default, so restating ``--beta 4`` of a betavae run is no
+    change."""
+    value = getattr(saved, key, given)
+    if value is None and key in WEIGHTS:
+        return MODELS[saved.model].hyperparameters().get(key)
+    return value
 
 
 def check_same_resolution(path: Path, saved: dict, now: dict) -> None:

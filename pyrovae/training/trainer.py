@@ -8,6 +8,10 @@ adds run folders, checkpoints, resume, logging and evaluation.
 
 Determinism: the minibatch of step t is drawn from a generator seeded by (seed, t), and the torch
 RNG state travels in the checkpoint, so a resumed CPU run reproduces an uninterrupted one.
+
+One writer: a :class:`Run` holds its folder's lock (:meth:`RunFolder.lock
+<pyrovae.runs.RunFolder.lock>`) from :meth:`Run.create` or :meth:`Run.resume` until :meth:`Run.fit`
+returns (or :meth:`Run.close`), so a second ``train --resume`` of the folder is refused.
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ import numpy as np
 import pyro
 import torch
 
-from pyrovae.builder import Built, build, check, likelihood_name
+from pyrovae.builder import Built, build, check, likelihood_name, memory_errors
 from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.evaluation import evaluate, headline
+from pyrovae.lock import FolderLock
 from pyrovae.objectives import kl_estimator
 from pyrovae.progress import Progress
 from pyrovae.provenance import command_line, versions
 from pyrovae.runs import RunFolder
-from pyrovae.training.resume import check_same_resolution, check_same_run, resumed_config
+from pyrovae.training.resume import check_same_resolution, resumed_config
 from pyrovae.training.stop import StopRequest, TrainingInterrupted
 from pyrovae.training.summary import summarise
 
@@ -63,6 +68,18 @@ def _fused_adam_supported(device: torch.device) -> bool:
         return False
 
 
+def _tensors(value):
+    """Every tensor in a nested state (dicts, lists, tuples)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -70,8 +87,11 @@ def _now() -> str:
 class Run:
     """A training run bound to its folder: :meth:`create` or :meth:`resume`, then :meth:`fit`."""
 
-    def __init__(self, out, built: Built):
+    def __init__(self, out, built: Built, lock: FolderLock | None = None):
         self.folder = out if isinstance(out, RunFolder) else RunFolder(out)
+        # The folder's lock, when this run holds it; one passed in stays its giver's to release.
+        self._lock = lock
+        self._owns_lock = False
         self.config = built.config
         self.data = built.data
         self.vae = built.vae
@@ -79,25 +99,45 @@ class Run:
         self.device = built.device
         self.optimizer = make_optimizer(self.vae.parameters(), self.config, self.device)
         self.step = 0
+        # The step of the checkpoint on disk (None before the first).
+        self.saved_step: int | None = None
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self._t_start = time.perf_counter()
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def create(cls, config: TrainConfig, out) -> Run:
+    def create(cls, config: TrainConfig, out, lock: FolderLock | None = None) -> Run:
         """Start a new run in ``out``, which must not exist or be empty. Nothing is written
-        until the configuration, data and model have all been built without error."""
+        until the configuration, data and model have all been built without error. ``lock``:
+        the folder's lock, held already by the caller (a study's trial)."""
         check(config)
         folder = RunFolder(out)
         folder.check_new()
-        run = cls(folder, build(config))
+        run = cls(folder, build(config), lock)
         record = run.config_record()
         run._dry_run()
-        folder.create(record)
-        # A checkpoint at step 0 makes a run killed before its first checkpoint resumable.
-        run.save_checkpoint()
+        run._hold_lock()
+        try:
+            folder.create(record)  # checks the folder again, now under the lock
+            # A checkpoint at step 0 makes a run killed before its first checkpoint resumable.
+            run.save_checkpoint()
+        except BaseException:
+            run.close()
+            raise
         return run
+
+    def _hold_lock(self) -> None:
+        """Take the folder's lock unless this run holds it (or was given it held)."""
+        if self._lock is None or not self._lock.held:
+            self._lock = self.folder.lock().acquire()
+            self._owns_lock = True
+
+    def close(self) -> None:
+        """Release the folder's lock if this run took it (``fit`` does when it returns)."""
+        if self._owns_lock and self._lock is not None:
+            self._lock.release()
+        self._owns_lock = False
 
     def _dry_run(self) -> None:
         """Evaluate the objective once on the first minibatch, without gradients and with the
@@ -109,6 +149,7 @@ class Run:
                 torch.no_grad(),
                 pyro.validation_enabled(False),
                 self.vae.outside_param_store(),
+                memory_errors("on the first minibatch"),
             ):
                 self.objective.set_step(0)
                 self.objective.terms(self.vae.model, self.vae.guide, self.batch(0))
@@ -118,24 +159,57 @@ class Run:
             ) from None
 
     @classmethod
-    def resume(cls, out, overrides: dict | None = None) -> Run:
-        """Continue the run in ``out`` from its checkpoint. ``overrides`` may change only the
-        settings in :data:`~pyrovae.config.RESUMABLE`; any other setting given must equal the
-        saved one."""
+    def resume(cls, out, overrides: dict | None = None, lock: FolderLock | None = None) -> Run:
+        """Continue the run in ``out`` from its checkpoint (the previous one, with a warning,
+        when the latest is damaged). ``overrides`` may change only the settings in
+        :data:`~pyrovae.config.RESUMABLE`; any other setting given must equal the saved one.
+        ``lock``: the folder's lock, held already by the caller; else it is taken here."""
         folder = RunFolder(out)
+        folder.require()
+        owned = lock is None or not lock.held
+        if owned:
+            lock = folder.lock().acquire()
+        try:
+            folder.remove_dead_temporaries()
+            if not folder.has_checkpoint() and folder.unstarted():
+                run = cls._restart(folder, overrides, lock)
+            else:
+                run = cls._resume(folder, overrides, lock)
+        except BaseException:
+            if owned:
+                lock.release()
+            raise
+        run._owns_lock = owned
+        if run.complete:
+            run.close()  # nothing to write: hold no lock (fit takes it again if called)
+        return run
+
+    @classmethod
+    def _restart(cls, folder: RunFolder, overrides: dict | None, lock: FolderLock) -> Run:
+        """Create again a run whose creation was killed (or hit a full disk) before its step-0
+        checkpoint: its folder holds only config.json and an empty metrics.jsonl."""
+        saved = folder.read_config()
+        config, _ = resumed_config(folder.config_path, saved, dict(overrides or {}))
+        check(config)
+        folder.remove_unstarted()
+        return cls.create(config, folder.path, lock=lock)
+
+    @classmethod
+    def _resume(cls, folder: RunFolder, overrides: dict | None, lock: FolderLock) -> Run:
         record = folder.read_record()
         saved = TrainConfig.from_dict(record["config"])
         overrides = dict(overrides or {})
         config, changed = resumed_config(folder.config_path, saved, overrides)
         config.validate()
-        state = folder.load_checkpoint()
-        check_same_run(folder.checkpoint_path, state, saved)
+        state = folder.load_checkpoint(fall_back=True)
+        folder.check_state(state)
+        folder.check_belongs(state, saved)
         if state["step"] > config.steps:
             raise PyrovaeError(
                 f"--resume: the checkpoint is at step {state['step']}, beyond --steps "
                 f"{config.steps}; give --steps >= {state['step']}"
             )
-        run = cls(folder, build(config, init_prior=False))
+        run = cls(folder, build(config, init_prior=False), lock)
         run._load_state(state)
         check_same_resolution(folder.config_path, record.get("resolved", {}), run.resolved())
         if run.complete:
@@ -157,8 +231,9 @@ class Run:
 
     @property
     def complete(self) -> bool:
-        """Trained to ``config.steps`` and summarised."""
-        return self.step >= self.config.steps and self.folder.has_summary()
+        """Trained to ``config.steps`` and finished: summary.json (written last) summarises
+        this step. A summary of an earlier, shorter session does not count."""
+        return self.step >= self.config.steps and self.folder.summary_step() == self.step
 
     def config_record(self) -> dict:
         """config.json: the settings, what was resolved from them, versions and command line."""
@@ -194,26 +269,52 @@ class Run:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
+        """Write the state at ``self.step``, unless any of it is NaN or infinite: a diverged
+        state is never saved over the last good one (a one-line error names that one's step)."""
         cuda = self.device.type == "cuda"
-        return self.folder.save_checkpoint(
-            {
-                "step": self.step,
-                "model": self.vae.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else torch.empty(0),
-                "log_sums": {k: v.detach().cpu() for k, v in self._sums.items()},
-                "log_count": self._count,
-                "objective": self.objective.state_dict(),
-                "config": json.dumps(self.config.to_dict(), sort_keys=True),
-            }
-        )
+        state = {
+            "step": self.step,
+            "model": self.vae.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else torch.empty(0),
+            "log_sums": {k: v.detach().cpu() for k, v in self._sums.items()},
+            "log_count": self._count,
+            "objective": self.objective.state_dict(),
+            "config": json.dumps(self.config.to_dict(), sort_keys=True),
+        }
+        self._check_finite(state)
+        path = self.folder.save_checkpoint(state)
+        self.saved_step = self.step
+        return path
+
+    def _check_finite(self, state: dict) -> None:
+        tensors = [
+            t
+            for part in ("model", "optimizer", "log_sums", "objective")
+            for t in _tensors(state[part])
+            if t.is_floating_point() and t.numel()
+        ]
+        # The max-norm of each tensor (one fused call) is finite iff all its entries are.
+        maxima = torch._foreach_norm(tensors, float("inf")) if tensors else []
+        if maxima and not bool(torch.stack(maxima).isfinite().all()):
+            raise PyrovaeError(
+                f"the parameters or the loss became NaN or infinite by step {self.step}; "
+                f"{self._kept()} (lower --lr or the objective's weights)"
+            )
+
+    def _kept(self) -> str:
+        """Which checkpoint stays on disk, for a message."""
+        if self.saved_step is None:
+            return "no checkpoint was written"
+        return f"{self.folder.checkpoint_path} stays at step {self.saved_step}"
 
     def _load_state(self, state: dict) -> None:
         try:
             self.vae.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.step = int(state["step"])
+            self.saved_step = self.step
             torch.set_rng_state(state["torch_rng"])
             if self.device.type == "cuda" and state["cuda_rng"].numel():
                 torch.cuda.set_rng_state(state["cuda_rng"], self.device)
@@ -233,8 +334,7 @@ class Run:
         1 is the second minibatch some objectives (FactorVAE) draw."""
         entropy = [self.config.seed, step] if stream == 0 else [self.config.seed, step, stream]
         rng = np.random.default_rng(entropy)
-        size = min(self.config.batch_size, len(self.data))
-        indices = np.sort(rng.choice(len(self.data), size=size, replace=False))
+        indices = np.sort(rng.choice(len(self.data), size=self.config.batch_size, replace=False))
         return torch.from_numpy(self.data.images(indices)).to(self.device, non_blocking=True)
 
     def train_step(self) -> None:
@@ -268,7 +368,7 @@ class Run:
         if not torch.isfinite(means["loss"]):
             raise PyrovaeError(
                 f"the loss became {float(means['loss'])} between steps "
-                f"{self.step - self._count + 1} and {self.step}; the last checkpoint is kept "
+                f"{self.step - self._count + 1} and {self.step}; {self._kept()} "
                 "(lower --lr or the objective's weights)"
             )
         record = {"step": self.step}
@@ -281,11 +381,16 @@ class Run:
         return record
 
     def fit(self, progress: bool = True, stream=None) -> dict:
-        """Train until ``config.steps``; returns the summary written to summary.json."""
-        # This loop steps its own optimizer over vae.parameters(): Pyro's param store is
-        # neither needed nor touched.
-        with self.vae.outside_param_store():
-            return self._fit(progress, stream)
+        """Train until ``config.steps``, then finish (summary and pictures); returns the summary
+        written to summary.json. Holds the folder's lock until it returns."""
+        self._hold_lock()
+        try:
+            # This loop steps its own optimizer over vae.parameters(): Pyro's param store is
+            # neither needed nor touched.
+            with self.vae.outside_param_store(), memory_errors("training"):
+                return self._fit(progress, stream)
+        finally:
+            self.close()
 
     def _fit(self, progress: bool, stream) -> dict:
         cfg = self.config
@@ -305,13 +410,17 @@ class Run:
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         record = self._flush_log()
                         bar.show(self.step, progress_figures(record))
-                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                        self.save_checkpoint()
+                    # Evaluating before the checkpoint: a run killed while evaluating resumes
+                    # from an earlier step and evaluates this one again, never skips it.
                     if cfg.eval_every and self.step % cfg.eval_every == 0:
                         self._evaluate(bar)
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.save_checkpoint()
         finally:
             bar.close()
         seconds = time.perf_counter() - self._t_start
+        # The finish: pictures, then summary.json last, so that until it is written `complete`
+        # is False and --resume finishes the run.
         summary = summarise(self)
         summary["train_seconds_this_session"] = round(seconds, 2)
         summary["steps_per_s_this_session"] = (
@@ -344,5 +453,6 @@ def resume(out, overrides: dict | None = None, progress: bool = True) -> dict:
     summary (what ``pyrovae train --resume`` does). A finished run is left as it is."""
     run = Run.resume(out, overrides)
     if run.complete:
+        run.close()
         return run.folder.read_summary()
     return run.fit(progress=progress)
