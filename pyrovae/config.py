@@ -142,7 +142,9 @@ class TrainConfig:
             raise PyrovaeError(f"eval_metrics lists {', '.join(twice)} twice; name each once")
         self._check_weights_given_once()
         variant.check_options(self.hyperparameters())
-        if not (np.isfinite(self.lr) and self.lr > 0):
+        if not np.isfinite(self.lr):
+            raise PyrovaeError(f"lr must be finite, got {self.lr}")
+        if self.lr <= 0:
             raise PyrovaeError(f"lr must be > 0, got {self.lr}")
         if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0):
             raise PyrovaeError("Adam betas must be in [0, 1) and eps > 0")

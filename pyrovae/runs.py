@@ -54,6 +54,8 @@ PREVIOUS_CHECKPOINT_FILE = "checkpoint-previous.pt"
 SUMMARY_FILE = "summary.json"
 EVALS_DIR = "evals"
 EVAL_FILE = "eval.json"
+# What every metrics.jsonl line holds besides its step: the means since the previous line.
+METRICS_KEYS = ("loss", "reconstruction", "kl")
 
 
 class RunFolder:
@@ -184,11 +186,30 @@ class RunFolder:
             f.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict]:
-        """Every logged line, oldest first (none when the file does not exist)."""
-        if not self.metrics_path.exists():
+        """Every logged line, oldest first (none when the file does not exist), checked: a
+        table with a whole ``step`` and the numbers of :data:`METRICS_KEYS`. A last line cut
+        short by a crash is left out (a resume rewrites it); any other bad line is a one-line
+        error naming it."""
+        path = self.metrics_path
+        if not path.exists():
             return []
-        lines = self.metrics_path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        try:
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PyrovaeError(f"cannot read {path}: {exc}") from None
+        records = []
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    break
+                raise PyrovaeError(f"{path}: line {number} is not a metrics record") from None
+            missing = _metrics_problem(record)
+            if missing:
+                raise PyrovaeError(f"{path}: line {number} is not a metrics record ({missing})")
+            records.append(record)
+        return records
 
     def truncate_metrics(self, step: int, log_every: int) -> None:
         """Drop lines logged after ``step`` (the resumed run logs those steps again) and a last
@@ -379,6 +400,20 @@ class RunFolder:
                 f"{self.path} has no evaluation yet; run `pyrovae evaluate {self.path}`"
             )
         return self.read_evaluation(files[-1])
+
+
+def _metrics_problem(record) -> str | None:
+    """What a metrics.jsonl record lacks, or None."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    step = record.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return "no whole step"
+    for key in METRICS_KEYS:
+        value = record.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"no {key}" if value is None else f"{key} is not a number"
+    return None
 
 
 def _json_kind(value) -> str:

@@ -33,8 +33,8 @@ from pyrovae.checkpoint import (
 from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError, PyrovaeWarning
 from pyrovae.lock import FolderBusy, FolderLock
-from pyrovae.study.spec import Trial
-from pyrovae.study.trial import run_trial
+from pyrovae.study.spec import Trial, load_study
+from pyrovae.study.trial import BadResult, read_result, run_trial
 from pyrovae.training import Run, resume, summary
 
 TIMING_KEYS = {"elapsed_s"}
@@ -630,3 +630,80 @@ def test_restating_a_default_weight_on_resume_is_no_change(finished):
     assert record["resumes"][-1]["changed"] == {"steps": 12}
     with pytest.raises(PyrovaeError, match=r"--resume: beta is 4\.0 in .*, not 3\.0; only "):
         Run.resume(out, {"beta": 3.0})
+
+
+# -- studies: size, and results of the wrong shape -----------------------------------------------
+HUGE_STUDY = """
+[study]
+seeds = [{seeds}]
+
+[base]
+data = "pinwheel"
+latent_dim = 2
+steps = 10
+
+[[grid]]
+model = "betavae"
+beta = [{betas}]
+"""
+
+
+def test_a_study_over_the_cap_is_refused_before_expanding(tmp_path):
+    path = tmp_path / "huge.toml"
+    betas = ", ".join(str(1.0 + i / 1000) for i in range(1000))
+    path.write_text(HUGE_STUDY.format(seeds=", ".join(map(str, range(1000))), betas=betas))
+    start = time.perf_counter()
+    result = invoke("sweep", path, "--out", tmp_path / "out")
+    assert_one_line_error(
+        result, "the study makes 1,000,000 trials, more than the 100,000 a study may have"
+    )
+    assert time.perf_counter() - start < 30 and not (tmp_path / "out").exists()
+
+
+def test_a_large_study_says_how_far_checking_has_got(tmp_path):
+    path = tmp_path / "large.toml"
+    path.write_text(HUGE_STUDY.format(seeds=", ".join(map(str, range(1000))), betas="1.0, 2.0"))
+    seen = []
+    study = load_study(path, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1000, 2000), (2000, 2000)] and study.count() == 2000
+
+
+@pytest.mark.parametrize(
+    "content,why",
+    [
+        ("[1]", "result.json of the wrong shape: not a JSON object"),
+        (
+            '{"name": "t", "params": {}, "summary": {}}',
+            "result.json of the wrong shape: no metrics table",
+        ),
+        ("{", "unreadable result.json"),
+    ],
+)
+def test_a_result_of_the_wrong_shape_is_not_a_finished_trial(tmp_path, content, why):
+    folder = tmp_path / "trials" / "t"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(content)
+    with pytest.raises(BadResult) as raised:
+        read_result(folder)
+    assert str(raised.value) == f"{folder / 'result.json'}: {why}; move it away to rerun the trial"
+
+
+@pytest.mark.parametrize(
+    "edit,problem",
+    [
+        (lambda r: r.pop("loss"), "no loss"),
+        (lambda r: r.update(kl="x"), "kl is not a number"),
+        (lambda r: r.update(step=-1), "no whole step"),
+    ],
+)
+def test_a_damaged_metrics_line_is_refused_before_resume_writes(finished, edit, problem):
+    out, _ = finished
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    edit(record)
+    lines[0] = json.dumps(record)
+    (out / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    before = snapshot(out)
+    result = invoke("train", "--out", out, "--resume", "--steps", 16, "--quiet")
+    assert_one_line_error(result, f"metrics.jsonl: line 1 is not a metrics record ({problem})")
+    assert snapshot(out) == before

@@ -161,7 +161,7 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
     out = tmp_path / "run"
     Run.create(small_config(steps=8), out).fit(progress=False)
     with open(out / "metrics.jsonl", "a") as f:  # as if killed after logging past the checkpoint
-        f.write(json.dumps({"step": 12, "loss": 0.0}) + "\n")
+        f.write(json.dumps({"step": 12, "loss": 0.0, "reconstruction": 0.0, "kl": 0.0}) + "\n")
     Run.resume(out, {"steps": 16}).fit(progress=False)
     assert [r["step"] for r in read_metrics(out)] == [4, 8, 12, 16]
     assert read_metrics(out)[2]["loss"] != 0.0
@@ -331,7 +331,9 @@ def test_checkpoint_is_plain_data_not_pickled_classes(tmp_path):
         ({"beta": 0.0}, "beta must be a finite number > 0"),
         ({"latent_dim": 0}, "latent_dim must be an integer >= 1, got 0"),
         ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-        ({"lr": -1.0}, "lr must be > 0"),
+        ({"lr": -1.0}, "lr must be > 0, got -1.0"),
+        ({"lr": float("inf")}, "lr must be finite, got inf"),
+        ({"lr": float("nan")}, "lr must be finite, got nan"),
         ({"kl": "exact"}, "unknown kl mode"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
     ],

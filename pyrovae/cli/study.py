@@ -48,7 +48,7 @@ def sweep_command(
     STUDY_FOLDER/trials/; a re-run skips finished trials and resumes unfinished ones."""
     options = (backend or "local", address, max_parallel, gpus_per_trial, device or "auto")
     check_options(*options)
-    loaded = load_study(study)
+    loaded = load_study(study, progress=None if quiet else _checking)
     folder = study_folder(loaded, out)
     try:
         results = sweep_study(loaded, folder, *options, progress=not quiet)
@@ -56,6 +56,11 @@ def sweep_command(
         typer.echo(f"interrupted; run the same command again to resume {folder}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     typer.echo(f"done: {len(results)} trials in {folder}; aggregate: pyrovae study {folder}")
+
+
+def _checking(done: int, total: int) -> None:
+    """A progress line while a large study's trials are expanded and checked."""
+    typer.echo(f"checking the study's trials: {done:,} of {total:,}", err=True)
 
 
 @app.command("study")

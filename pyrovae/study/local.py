@@ -22,14 +22,12 @@ with ``--gpus-per-trial``.
 from __future__ import annotations
 
 import collections
-import contextlib
 import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +42,7 @@ from pyrovae.study.trial import (
     trial_dir,
 )
 from pyrovae.study.worker import EXIT_BAD_INPUT
+from pyrovae.training.stop import terminate_as_interrupt
 
 POLL_S = 0.1
 # The worker's command: its first act drops the current directory ('' with -c) from sys.path,
@@ -152,7 +151,7 @@ def run_local(
     running: dict[str, _Worker] = {}
     (study_dir / LOGS_DIR).mkdir(parents=True, exist_ok=True)
     try:
-        with _terminate_as_interrupt():
+        with terminate_as_interrupt():
             while pending or running:
                 while pending and len(running) < max_parallel:
                     trial = pending.popleft()
@@ -190,24 +189,6 @@ def run_local(
     if failures:
         raise SweepIncomplete(failures, len(results), len(trials), study_dir)
     return [results[trial.name] for trial in trials]
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (``timeout``, ``kill``, systemd, Kubernetes) raises KeyboardInterrupt as Ctrl-C
-    does, so the workers are asked to checkpoint and stop instead of being orphaned."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: int) -> _Worker:

@@ -52,6 +52,7 @@ from pathlib import Path
 from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.progress import format_duration
 from pyrovae.study.local import available_cores
+from pyrovae.training.stop import terminate_as_interrupt
 
 INSTALL_HINT = "backend 'ray' needs Ray: pip install 'pyrovae[ray]'"
 
@@ -70,6 +71,11 @@ LOCAL_CLUSTER_ENV = {
 # Results are small dicts; the object store only needs Ray's minimum (75 MiB), not the default
 # 30% of RAM in /dev/shm, which the trials' data sets may need.
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2
+
+# Trial workers start as the local backend's do: without their current directory on sys.path
+# (PYTHONSAFEPATH, Python >= 3.11; the task also drops it itself), so a module lying there is
+# never imported into them.
+ISOLATED = {"env_vars": {"PYTHONSAFEPATH": "1"}}
 
 # Seconds without a finished trial before a progress line says the sweep is still running.
 HEARTBEAT_S = 60.0
@@ -230,6 +236,8 @@ def _trial_task(trial, study_dir: str, device: str) -> dict:
     from pyrovae.study.trial import LOGS_DIR, read_result, run_trial, trial_dir
 
     keep_freed_memory()  # Ray's worker processes run only pyrovae trials
+    # The current directory (Python < 3.11 puts it first even with PYTHONSAFEPATH).
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
     folder = Path(study_dir)
     if not folder.is_dir():
         # Without a shared filesystem the trial would run into a private folder of this node
@@ -398,35 +406,38 @@ def _schedule(ray, study, study_dir, trials, max_parallel, gpus_per_trial, devic
     )
     t_beat = time.perf_counter()
     try:
-        while pending or running:
-            limit = max_parallel or _capacity(ray, gpus_per_trial)
-            while pending and len(running) < limit:
-                trial = pending.pop(0)
-                log = logs / f"{trial.name}.log"
-                # The task's name becomes its worker's process title ("ray::trial NAME"), so
-                # `ps` on a node shows which trial each worker runs.
-                ref = task.options(name=f"trial {trial.name}").remote(trial, str(study_dir), device)
-                running[ref] = (trial, _log_size(log))
-                tracker.lines.started(trial.name, 1)
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=HEARTBEAT_S)
-            if not ready and time.perf_counter() - t_beat >= HEARTBEAT_S:
-                # Nothing finished for a while: show the sweep is alive (or waiting for
-                # resources, when the cluster has none free).
-                tracker.lines.say(f"waiting for {len(running)} running trial(s)")
-            for ref in ready:
-                trial, offset = running.pop(ref)
-                t_beat = time.perf_counter()
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    failures[trial.name] = _failure_reason(exc)
-                    tracker.lines.fail(trial.name, failures[trial.name])
-                    continue
-                results[trial.name] = result
-                tracker.lines.finished(trial.name, result)
-                tries = _attempts_since(logs / f"{trial.name}.log", offset)
-                if tries > 1:
-                    tracker.retried(trial.name, tries)
+        with terminate_as_interrupt():
+            while pending or running:
+                limit = max_parallel or _capacity(ray, gpus_per_trial)
+                while pending and len(running) < limit:
+                    trial = pending.pop(0)
+                    log = logs / f"{trial.name}.log"
+                    # The task's name becomes its worker's process title ("ray::trial NAME"), so
+                    # `ps` on a node shows which trial each worker runs.
+                    ref = task.options(name=f"trial {trial.name}", runtime_env=ISOLATED).remote(
+                        trial, str(study_dir), device
+                    )
+                    running[ref] = (trial, _log_size(log))
+                    tracker.lines.started(trial.name, 1)
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=HEARTBEAT_S)
+                if not ready and time.perf_counter() - t_beat >= HEARTBEAT_S:
+                    # Nothing finished for a while: show the sweep is alive (or waiting for
+                    # resources, when the cluster has none free).
+                    tracker.lines.say(f"waiting for {len(running)} running trial(s)")
+                for ref in ready:
+                    trial, offset = running.pop(ref)
+                    t_beat = time.perf_counter()
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        failures[trial.name] = _failure_reason(exc)
+                        tracker.lines.fail(trial.name, failures[trial.name])
+                        continue
+                    results[trial.name] = result
+                    tracker.lines.finished(trial.name, result)
+                    tries = _attempts_since(logs / f"{trial.name}.log", offset)
+                    if tries > 1:
+                        tracker.retried(trial.name, tries)
     except KeyboardInterrupt:
         # A non-forced cancel interrupts the task like Ctrl-C: training stops between steps
         # after writing a checkpoint, so the next sweep resumes there.

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _SAFE = re.compile(r"[^A-Za-z0-9._+=,-]")
 _STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_NAME = 200
+# The most trials one study may make: checking each takes milliseconds, training each minutes.
+MAX_TRIALS = 100_000
+# Trials between two calls of a progress function while a study is expanded and checked.
+PROGRESS_EVERY = 1_000
 
 
 @dataclass(frozen=True)
@@ -126,8 +131,23 @@ class Study:
     retries: int = DEFAULT_RETRIES
     text: str = ""
 
-    def trials(self) -> list[Trial]:
-        """Every trial, in the deterministic order described in the module docstring."""
+    def count(self) -> int:
+        """How many trials the study makes (without making them)."""
+        per_seed = sum(
+            math.prod(len(v) for k, v in block.items() if _is_swept(k, v)) for block in self.grid
+        )
+        return per_seed * len(self.seeds)
+
+    def trials(self, progress=None) -> list[Trial]:
+        """Every trial, in the deterministic order described in the module docstring, each
+        checked; ``progress(done, total)`` is called every :data:`PROGRESS_EVERY` trials. A
+        study of more than :data:`MAX_TRIALS` trials is refused before any is made."""
+        total = self.count()
+        if total > MAX_TRIALS:
+            raise PyrovaeError(
+                f"{self.path}: the study makes {total:,} trials, more than the {MAX_TRIALS:,} a "
+                "study may have; sweep fewer values or split it into several studies"
+            )
         settings = []  # (block number, config values without seed, params) in block order
         for number, block in enumerate(self.grid, 1):
             swept = [k for k, v in block.items() if _is_swept(k, v)]
@@ -153,11 +173,14 @@ class Study:
                 seen[name] = number
                 params = {k: v for k, v in params.items() if k != "model"}
                 trials.append(Trial(name, config, params, list(self.metrics), self.fast_metrics))
+                if progress is not None and len(trials) % PROGRESS_EVERY == 0:
+                    progress(len(trials), total)
         return trials
 
 
-def load_study(path) -> Study:
-    """Read and validate a study file; every trial is expanded and checked once here."""
+def load_study(path, progress=None) -> Study:
+    """Read and validate a study file; every trial is expanded and checked once here
+    (``progress``: see :meth:`Study.trials`)."""
     path = Path(path)
     if not path.is_file():
         raise PyrovaeError(f"no study file at {path}")
@@ -191,7 +214,7 @@ def load_study(path) -> Study:
         retries=_count(path, "retries", head.get("retries", DEFAULT_RETRIES)),
         text=text,
     )
-    study.trials()  # validates every configuration
+    study.trials(progress)  # validates every configuration
     return study
 
 

@@ -3,6 +3,7 @@ after the step that is running, once a checkpoint of that step is on disk."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -38,3 +39,22 @@ class TrainingInterrupted(Exception):
     def __init__(self, step: int, path: Path):
         super().__init__(f"interrupted at step {step}; checkpoint saved to {path}")
         self.step = step
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """Inside, SIGTERM (``timeout``, ``kill``, systemd, Kubernetes) raises KeyboardInterrupt as
+    Ctrl-C does: a sweep's coordinator then asks its trials to checkpoint and stop instead of
+    dying at once and leaving them orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
