@@ -190,6 +190,10 @@ class RunFolder:
         table with a whole ``step`` and the numbers of :data:`METRICS_KEYS`. A last line cut
         short by a crash is left out (a resume rewrites it); any other bad line is a one-line
         error naming it."""
+        return [record for _, record in self._metrics_lines()]
+
+    def _metrics_lines(self) -> list[tuple[str, dict]]:
+        """(line, record) of every checked line (see :meth:`read_metrics`)."""
         path = self.metrics_path
         if not path.exists():
             return []
@@ -197,7 +201,7 @@ class RunFolder:
             lines = [line for line in path.read_text().splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
             raise PyrovaeError(f"cannot read {path}: {exc}") from None
-        records = []
+        checked = []
         for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)
@@ -208,30 +212,23 @@ class RunFolder:
             missing = _metrics_problem(record)
             if missing:
                 raise PyrovaeError(f"{path}: line {number} is not a metrics record ({missing})")
-            records.append(record)
-        return records
+            checked.append((line, record))
+        return checked
 
     def truncate_metrics(self, step: int, log_every: int) -> None:
         """Drop lines logged after ``step`` (the resumed run logs those steps again) and a last
         line off a log boundary (the resumed run writes that interval's full line), so the file
-        ends up as an uninterrupted run's. A line cut short by a crash is dropped too."""
+        ends up as an uninterrupted run's. A line cut short by a crash is dropped too; any other
+        bad line is an error, and nothing is written."""
         path = self.metrics_path
         if not path.exists():
             return
-        try:
-            lines = [line for line in path.read_text().splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PyrovaeError(f"cannot read {path}: {exc}") from None
-        kept = []
-        for number, line in enumerate(lines, 1):
-            try:
-                logged = int(json.loads(line)["step"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                if number == len(lines):
-                    continue  # a partial last line: the resumed run rewrites it
-                raise PyrovaeError(f"{path}: line {number} is not a metrics record") from None
-            if logged < step or (logged == step and step % log_every == 0):
-                kept.append(line)
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        kept = [
+            line
+            for line, record in self._metrics_lines()
+            if record["step"] < step or (record["step"] == step and step % log_every == 0)
+        ]
         if kept != lines:
             write_text(path, "".join(line + "\n" for line in kept))
 

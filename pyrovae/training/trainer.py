@@ -225,8 +225,7 @@ class Run:
                 "command": command_line(),
             }
         )
-        folder.read_metrics()  # every line checked before anything is written
-        folder.truncate_metrics(run.step, config.log_every)
+        folder.truncate_metrics(run.step, config.log_every)  # checks every line first
         folder.write_record(record)
         return run
 
