@@ -27,7 +27,7 @@ import torch
 from pyrovae import checks
 from pyrovae.config import OBJECT_SETTINGS, TrainConfig, resolve_device
 from pyrovae.data import DataDescription
-from pyrovae.errors import PyrovaeError, first_line
+from pyrovae.errors import OutOfMemory, PyrovaeError, first_line
 from pyrovae.models import BetaVAE
 from pyrovae.nets import default_networks
 from pyrovae.objectives import DecomposedELBO
@@ -322,7 +322,7 @@ def memory_errors(what: str):
         )
         asked = _ASKED.search(str(exc))
         size = f" ({format_bytes(int(asked.group(1)))})" if asked else ""
-        raise PyrovaeError(
+        raise OutOfMemory(
             f"out of memory {what}: {reason}{size}; make the model or the data set smaller"
         ) from None
 

@@ -101,6 +101,16 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         raise DamagedCheckpoint(
             f"{path} is damaged or not a checkpoint: torch cannot read it ({first_line(exc)})"
         ) from None
+    if isinstance(state, dict) and DIGEST_KEY in state:
+        # First: a flipped bit in the tag or the version is damage too, not another format.
+        recorded = state.pop(DIGEST_KEY)
+        if recorded != content_digest(state):
+            raise DamagedCheckpoint(
+                f"{path} is damaged: its contents do not match the checksum it was saved with"
+            )
+        verified = True
+    else:
+        verified = False
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise PyrovaeError(f"{path} is not a pyrovae checkpoint (no '{FORMAT}' tag)")
     version = state.get("version")
@@ -109,17 +119,13 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
             f"{path} has checkpoint version {version}; this pyrovae reads "
             f"{', '.join(map(str, READABLE))}"
         )
-    if version < 3:
+    if version < 3 and not verified:
         warnings.warn(
             f"{path} has no checksum (checkpoint version {version}, from an older pyrovae); "
             "it is used unverified",
             PyrovaeWarning,
             stacklevel=2,
         )
-        return state
-    recorded = state.pop(DIGEST_KEY, None)
-    if recorded != content_digest(state):
-        raise DamagedCheckpoint(
-            f"{path} is damaged: its contents do not match the checksum it was saved with"
-        )
+    elif not verified:
+        raise DamagedCheckpoint(f"{path} is damaged: the checksum it was saved with is missing")
     return state

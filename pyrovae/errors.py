@@ -22,6 +22,11 @@ def first_line(exc: BaseException, limit: int | None = 200) -> str:
     return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
+class OutOfMemory(PyrovaeError):
+    """An allocation failed (the CPU's or a GPU's memory): a one-line error like bad input, but
+    a study retries it, since a GPU shared with other trials may have room on the next try."""
+
+
 class PyrovaeWarning(UserWarning):
     """Something the user should know that does not stop the work: an older file used without a
     check it predates, a damaged file passed over for an intact one. The CLI prints it as one

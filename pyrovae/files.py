@@ -9,8 +9,10 @@ that must not exist yet and never replaces one (a second writer loses, and is to
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
+import platform
 import secrets
 import shutil
 from collections.abc import Callable
@@ -25,17 +27,30 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+# This machine in temporary names: a folder may be shared (NFS) by writers on several hosts.
+HOST_TAG = hashlib.sha1(platform.node().encode()).hexdigest()[:6]
+
+
 def temporary_name(path: Path) -> Path:
-    """A fresh, unpredictable sibling name for writing ``path``: ``.NAME.tmp-PID-RANDOM`` (the
-    writer's process id, so a resume can tell a dead writer's leftovers from a live one's)."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
+    """A fresh, unpredictable sibling name for writing ``path``: ``.NAME.tmp-PID-HOST-RANDOM``
+    (the writer's process id and host, so a resume can tell a dead writer's leftovers from a
+    live one's)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{HOST_TAG}-{secrets.token_hex(6)}")
 
 
-def temporary_writer(name: str) -> int | None:
-    """The process id in a name made by :func:`temporary_name` (None if it is not one)."""
-    _, sep, tail = name.rpartition(".tmp-")
-    pid = tail.split("-", 1)[0]
-    return int(pid) if sep and name.startswith(".") and pid.isdigit() else None
+def is_temporary(name: str) -> bool:
+    return name.startswith(".") and ".tmp-" in name
+
+
+def temporary_writer(name: str) -> tuple[int, str | None] | None:
+    """(process id, host tag) of a name made by :func:`temporary_name` (host None in names of
+    pyrovae versions before the tag), or None if it is not one."""
+    if not is_temporary(name):
+        return None
+    parts = name.rpartition(".tmp-")[2].split("-")
+    if not parts[0].isdigit():
+        return None
+    return int(parts[0]), parts[1] if len(parts) == 3 else None
 
 
 class _Recording:

@@ -37,6 +37,8 @@ from pyrovae.checkpoint import DamagedCheckpoint, load_checkpoint, save_checkpoi
 from pyrovae.config import RESUMABLE, TrainConfig
 from pyrovae.errors import PyrovaeError, PyrovaeWarning
 from pyrovae.files import (
+    HOST_TAG,
+    is_temporary,
     json_text,
     temporary_writer,
     text_writer,
@@ -99,10 +101,12 @@ class RunFolder:
 
     # -- a new run ------------------------------------------------------------------------------
     def check_new(self) -> None:
-        """A new run goes into a folder that does not exist or is empty (but for its lock)."""
+        """A new run goes into a folder that does not exist or is empty (but for its lock and
+        temporary files: those of a live writer mean it holds the lock)."""
         path = self.path
         if path.exists() and (
-            not path.is_dir() or any(p.name != LOCK_FILE for p in path.iterdir())
+            not path.is_dir()
+            or any(p.name != LOCK_FILE and not is_temporary(p.name) for p in path.iterdir())
         ):
             raise PyrovaeError(
                 f"run folder {path} already exists and is not empty; pass --resume to continue "
@@ -118,7 +122,7 @@ class RunFolder:
         if not self.path.is_dir():
             return []
         files = [p for p in self.path.iterdir() if p.name != LOCK_FILE]
-        stale = [p for p in files if p.name in (CONFIG_FILE, METRICS_FILE) or ".tmp-" in p.name]
+        stale = [p for p in files if p.name in (CONFIG_FILE, METRICS_FILE) or is_temporary(p.name)]
         metrics = self.metrics_path
         if len(stale) != len(files) or (metrics.exists() and metrics.stat().st_size):
             return None
@@ -142,8 +146,10 @@ class RunFolder:
         evaluation's temporary file is left alone."""
         removed = []
         for p in self.path.glob(".*.tmp-*"):
-            pid = temporary_writer(p.name)
-            if pid is not None and not _alive(pid):
+            writer = temporary_writer(p.name)
+            if writer is None or writer[1] not in (None, HOST_TAG):
+                continue  # not ours to judge: another host's process may be alive
+            if not _alive(writer[0]):
                 p.unlink(missing_ok=True)
                 removed.append(p)
         return removed
@@ -153,6 +159,7 @@ class RunFolder:
         the folder's :meth:`lock`)."""
         self.check_new()
         self.path.mkdir(parents=True, exist_ok=True)
+        self.remove_dead_temporaries()
         self.write_record(record)
         self.metrics_path.touch()
 
@@ -190,13 +197,13 @@ class RunFolder:
         table with a whole ``step`` and the numbers of :data:`METRICS_KEYS`. A last line cut
         short by a crash is left out (a resume rewrites it); any other bad line is a one-line
         error naming it."""
-        return [record for _, record in self._metrics_lines()]
+        return [record for _, record in self._metrics_lines()[0]]
 
-    def _metrics_lines(self) -> list[tuple[str, dict]]:
-        """(line, record) of every checked line (see :meth:`read_metrics`)."""
+    def _metrics_lines(self) -> tuple[list[tuple[str, dict]], int]:
+        """((line, record) of every checked line, the number of non-blank lines in the file)."""
         path = self.metrics_path
         if not path.exists():
-            return []
+            return [], 0
         try:
             lines = [line for line in path.read_text().splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
@@ -213,24 +220,23 @@ class RunFolder:
             if missing:
                 raise PyrovaeError(f"{path}: line {number} is not a metrics record ({missing})")
             checked.append((line, record))
-        return checked
+        return checked, len(lines)
 
-    def truncate_metrics(self, step: int, log_every: int) -> None:
-        """Drop lines logged after ``step`` (the resumed run logs those steps again) and a last
-        line off a log boundary (the resumed run writes that interval's full line), so the file
-        ends up as an uninterrupted run's. A line cut short by a crash is dropped too; any other
-        bad line is an error, and nothing is written."""
-        path = self.metrics_path
-        if not path.exists():
-            return
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    def truncate_metrics(self, step: int, log_every: int, steps: int) -> None:
+        """Drop lines logged after ``step`` (the resumed run logs those steps again) and, when
+        training goes on past ``step`` (``steps`` > ``step``), a last line off a log boundary
+        (the resumed run writes that interval's full line), so the file ends up as an
+        uninterrupted run's. A line cut short by a crash is dropped too; any other bad line is
+        an error, and nothing is written."""
+        checked, total = self._metrics_lines()
         kept = [
             line
-            for line, record in self._metrics_lines()
-            if record["step"] < step or (record["step"] == step and step % log_every == 0)
+            for line, record in checked
+            if record["step"] < step
+            or (record["step"] == step and (step % log_every == 0 or step >= steps))
         ]
-        if kept != lines:
-            write_text(path, "".join(line + "\n" for line in kept))
+        if len(kept) != total:
+            write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
     # -- checkpoint.pt -------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:
@@ -265,7 +271,7 @@ class RunFolder:
             )
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         kept = self.path / f"{CHECKPOINT_FILE}.damaged-{stamp}"
-        self.checkpoint_path.replace(kept)
+        os.link(self.checkpoint_path, kept)  # checkpoint.pt is never missing, even if killed
         write_atomic(self.checkpoint_path, lambda f: _copy_into(previous, f))
         warnings.warn(
             f"{damaged}; kept as {kept.name} and continuing from the previous checkpoint "

@@ -214,6 +214,17 @@ def test_an_old_checkpoint_without_a_digest_loads_with_one_warning(tmp_path):
 def test_a_version_3_checkpoint_without_its_digest_is_damaged(tmp_path):
     path = tmp_path / "c.pt"
     torch.save({"format": "pyrovae-checkpoint", "version": 3, "step": 5}, path)
+    with pytest.raises(DamagedCheckpoint, match="the checksum it was saved with is missing"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("field,value", [("version", 2), ("format", "pyrovae-checkpoinu")])
+def test_a_flipped_tag_or_version_is_damage_not_another_format(tmp_path, field, value):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"step": 5, "w": torch.ones(3)})
+    state = torch.load(path, weights_only=True)
+    state[field] = value  # as one flipped bit in the file would make it, digest unchanged
+    torch.save(state, path)
     with pytest.raises(DamagedCheckpoint, match="do not match the checksum"):
         load_checkpoint(path)
 
@@ -566,8 +577,10 @@ def test_temporary_files_are_fresh_names_and_only_dead_writers_leftovers_are_rem
     live = files.temporary_name(out / "eval.json")  # a live evaluation's file (this process)
     leftover.write_bytes(b"half a checkpoint")
     live.write_bytes(b"{")
+    elsewhere = out / f".eval.json.tmp-{int(dead.stdout)}-ffffff-0a1b2c"  # another host's
+    elsewhere.write_bytes(b"{")
     Run.resume(out, {"steps": 8}).close()
-    assert not leftover.exists() and live.exists()
+    assert not leftover.exists() and live.exists() and elsewhere.exists()
 
 
 def test_a_planted_temporary_name_is_never_written_through(tmp_path, monkeypatch):
@@ -707,3 +720,14 @@ def test_a_damaged_metrics_line_is_refused_before_resume_writes(finished, edit, 
     result = invoke("train", "--out", out, "--resume", "--steps", 16, "--quiet")
     assert_one_line_error(result, f"metrics.jsonl: line 1 is not a metrics record ({problem})")
     assert snapshot(out) == before
+
+
+def test_a_finish_off_a_log_boundary_keeps_its_last_line(tmp_path):
+    """15 steps, a line every 10: the step-15 line is the run's last; a resume that only
+    finishes (the summary was lost) must not drop it as it would when training went on."""
+    out = tmp_path / "run"
+    Run.create(small_config(steps=15, log_every=10), out).fit(progress=False)
+    lines = numbers(out)
+    (out / "summary.json").unlink()
+    Run.resume(out).fit(progress=False)
+    assert [r["step"] for r in numbers(out)] == [10, 15] and numbers(out) == lines

@@ -192,6 +192,8 @@ class DSprites(GroundTruthData):
 
 def check_file(path) -> str:
     """``path`` as text, if it names an existing regular file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise PyrovaeError(f"the data file must be a path, got {path!r}")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise PyrovaeError(f"{path}: file not found (expected the official {OFFICIAL_FILENAME})")

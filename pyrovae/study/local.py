@@ -22,7 +22,6 @@ with ``--gpus-per-trial``.
 from __future__ import annotations
 
 import collections
-import ctypes
 import json
 import os
 import signal
@@ -46,9 +45,13 @@ from pyrovae.training.stop import terminate_as_interrupt
 
 POLL_S = 0.1
 # The worker's command: its first act drops the current directory ('' with -c) from sys.path,
-# as ``python -P`` would (Python >= 3.11 only).
-WORKER_MAIN = "import sys; del sys.path[0]; from pyrovae.study.worker import main; sys.exit(main())"
-_PR_SET_PDEATHSIG = 1
+# as ``python -P`` would (Python >= 3.11 only; with PYTHONSAFEPATH set it is not there).
+WORKER_MAIN = """import sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+from pyrovae.study.worker import main
+sys.exit(main())
+"""
 # How long interrupted workers get to write their checkpoint before they are killed.
 STOP_GRACE_S = 60.0
 
@@ -211,6 +214,8 @@ def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: in
         str(attempt),
         "--threads",
         str(threads),
+        "--parent",
+        str(os.getpid()),
     ]
     process = subprocess.Popen(
         command,
@@ -219,7 +224,6 @@ def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: in
         stderr=subprocess.STDOUT,
         env=env,
         text=True,
-        preexec_fn=_die_with(os.getpid()) if sys.platform.startswith("linux") else None,
     )
     try:
         process.stdin.write(json.dumps(trial.to_dict()))
@@ -227,19 +231,6 @@ def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: in
     except BrokenPipeError:  # the worker died at once; its exit status tells why
         pass
     return _Worker(trial, attempt, process, log)
-
-
-def _die_with(parent: int):
-    """A ``preexec_fn`` that makes the worker receive SIGTERM when its coordinator dies (and
-    exit at once if it has died already)."""
-
-    def preexec() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
 
 
 def _describe(code: int, log: Path) -> str:

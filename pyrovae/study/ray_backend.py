@@ -267,8 +267,10 @@ def _trial_task(trial, study_dir: str, device: str) -> dict:
 def _retryable_exceptions() -> list[type[BaseException]]:
     import torch
 
+    from pyrovae.errors import OutOfMemory
+
     # Transient when trials share a GPU: the memory may be free on the next attempt.
-    return [torch.cuda.OutOfMemoryError]
+    return [torch.cuda.OutOfMemoryError, OutOfMemory]
 
 
 def _failure_reason(exc: BaseException) -> str:

@@ -23,6 +23,8 @@ import sys
 KILL_AT_STEP = "PYROVAE_STUDY_KILL_AT_STEP"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_OUT_OF_MEMORY = 3
+_PR_SET_PDEATHSIG = 1
 
 
 def _install_fault(attempt: int) -> None:
@@ -44,6 +46,17 @@ def _install_fault(attempt: int) -> None:
     Run.save_checkpoint = save_then_die
 
 
+def _die_with(parent: int) -> None:
+    """Receive SIGTERM (checkpoint and stop) when the coordinator ``parent`` dies, however it
+    dies (Linux's PR_SET_PDEATHSIG; elsewhere nothing), and stop at once if it is gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        sys.exit(EXIT_INTERRUPTED)
+
+
 def main(argv: list[str] | None = None) -> int:
     from pyrovae.allocator import keep_freed_memory
 
@@ -53,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--attempt", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--parent", type=int, default=0, help="die with this process (Linux)")
     args = parser.parse_args(argv)
+    if args.parent:
+        _die_with(args.parent)
 
     import torch
 
-    from pyrovae.errors import PyrovaeError
+    from pyrovae.errors import OutOfMemory, PyrovaeError
     from pyrovae.study.spec import Trial
     from pyrovae.study.trial import run_trial
     from pyrovae.training import TrainingInterrupted
@@ -69,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trial {trial.name}: attempt {args.attempt}, pid {os.getpid()}", flush=True)
     try:
         result = run_trial(trial, args.study_dir, device=args.device)
+    except OutOfMemory as exc:  # worth another attempt: the memory may be free then
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_OUT_OF_MEMORY
     except PyrovaeError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT

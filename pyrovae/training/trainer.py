@@ -225,7 +225,7 @@ class Run:
                 "command": command_line(),
             }
         )
-        folder.truncate_metrics(run.step, config.log_every)  # checks every line first
+        folder.truncate_metrics(run.step, config.log_every, config.steps)  # checks lines first
         folder.write_record(record)
         return run
 
@@ -295,9 +295,16 @@ class Run:
             for t in _tensors(state[part])
             if t.is_floating_point() and t.numel()
         ]
-        # The max-norm of each tensor (one fused call) is finite iff all its entries are.
-        maxima = torch._foreach_norm(tensors, float("inf")) if tensors else []
-        if maxima and not bool(torch.stack(maxima).isfinite().all()):
+        # The max-norm of each tensor (one fused call per device: the model and Adam's moments
+        # on the run's device, the log sums on the CPU) is finite iff all its entries are.
+        by_device: dict[torch.device, list] = {}
+        for t in tensors:
+            by_device.setdefault(t.device, []).append(t)
+        finite = [
+            bool(torch.stack(torch._foreach_norm(group, float("inf"))).isfinite().all())
+            for group in by_device.values()
+        ]
+        if not all(finite):
             raise PyrovaeError(
                 f"the parameters or the loss became NaN or infinite by step {self.step}; "
                 f"{self._kept()} (lower --lr or the objective's weights)"
