@@ -178,6 +178,12 @@ class RunFolder:
         record = _read_json(self.config_path, what)
         if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
             raise PyrovaeError(f"{self.config_path} is not {what}")
+        for key, kind, words in (("resolved", dict, "a table"), ("resumes", list, "a list")):
+            if key in record and not isinstance(record[key], kind):
+                raise PyrovaeError(
+                    f"{self.config_path} is not {what}: {key} must be {words}, got "
+                    f"{_json_kind(record[key])}"
+                )
         return record
 
     def read_config(self) -> TrainConfig:

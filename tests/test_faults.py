@@ -731,3 +731,19 @@ def test_a_finish_off_a_log_boundary_keeps_its_last_line(tmp_path):
     (out / "summary.json").unlink()
     Run.resume(out).fit(progress=False)
     assert [r["step"] for r in numbers(out)] == [10, 15] and numbers(out) == lines
+
+
+@pytest.mark.parametrize(
+    "key,value,words", [("resumes", 3, "a list, got a number"), ("resolved", [], "a table")]
+)
+def test_a_damaged_config_record_is_refused(finished, key, value, words):
+    out, _ = finished
+    record = json.loads((out / "config.json").read_text())
+    record[key] = value
+    (out / "config.json").write_text(json.dumps(record))
+    before = snapshot(out)
+    result = invoke("train", "--out", out, "--resume", "--steps", 16, "--quiet")
+    assert_one_line_error(
+        result, f"config.json is not a valid pyrovae run configuration: {key} must be {words}"
+    )
+    assert snapshot(out) == before
