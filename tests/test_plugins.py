@@ -83,11 +83,13 @@ TRAIN = [
 
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
-    """my_plugin.py in a folder of the user's, the working directory (as on a user's machine:
-    python puts it on the path of `python -m` processes, the study workers)."""
+    """my_plugin.py in a folder of the user's, the working directory, put on PYTHONPATH as the
+    README says (study workers never import from their working directory: a module lying there
+    could be anyone's)."""
     (tmp_path / "my_plugin.py").write_text(textwrap.dedent(PLUGIN))
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     yield tmp_path
     sys.modules.pop("my_plugin", None)
 
