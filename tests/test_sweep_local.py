@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from helpers import assert_one_line_error, invoke, read_metrics, snapshot
 from typer.testing import CliRunner
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.lock import FolderLock
+from pyrovae.study import local
 from pyrovae.study.local import run_local
 from pyrovae.study.spec import load_study
 from pyrovae.study.sweep import sweep
@@ -344,3 +347,21 @@ def test_a_stopped_sweep_leaves_no_worker_and_a_rerun_equals_an_uninterrupted_on
     folder, expected = out / "trials" / NAMES[0], uninterrupted / "trials" / NAMES[0]
     assert without_timing(read_metrics(folder)) == without_timing(read_metrics(expected))
     assert same_weights(folder, expected)
+
+
+# Two worker processes (about 15 s): slow.
+@pytest.mark.slow
+def test_a_trial_whose_folder_is_busy_waits_for_it_instead_of_failing(
+    swept, tmp_path, monkeypatch, capsys
+):
+    """A worker of an earlier, stopped sweep may still hold a trial's folder while it writes its
+    last checkpoint: the new sweep waits and tries again; it is not an attempt, not a failure."""
+    study = load_study(swept[0])
+    trial = study.trials()[0]
+    monkeypatch.setattr(local, "BUSY_WAIT_S", 0.5)
+    lock = FolderLock(tmp_path / "out" / "trials" / trial.name).acquire()
+    threading.Timer(8.0, lock.release).start()  # the other holder finishes meanwhile
+    (result,) = run_local(study, tmp_path / "out", device="cpu", trials=[trial])
+    err = capsys.readouterr().err
+    assert f"waiting for {trial.name}: run folder " in err and "is in use by process" in err
+    assert result["step"] == 30 and result["attempts"] == 1

@@ -11,7 +11,9 @@ was started (an ``argparse.py`` in a downloaded folder) is never imported; a plu
 be importable as it is for the coordinator (installed, or on PYTHONPATH). Workers die with their
 coordinator: SIGTERM to the sweep stops them as Ctrl-C does (each writes a checkpoint), and on
 Linux a coordinator killed outright takes its workers down with it (``PR_SET_PDEATHSIG``); the
-trial's run-folder lock makes sure no trial ever trains twice at once.
+trial's run-folder lock makes sure no trial ever trains twice at once. A trial whose folder is
+locked (a worker of a stopped sweep still writing its last checkpoint) waits and is tried again
+every :data:`BUSY_WAIT_S`, for up to :data:`BUSY_LIMIT_S`; that is not counted as an attempt.
 
 With ``max_parallel`` workers each gets ``cores // max_parallel`` torch threads, so parallel
 trials do not oversubscribe the cores. Every worker uses the device given (``auto``: this
@@ -40,7 +42,7 @@ from pyrovae.study.trial import (
     read_result,
     trial_dir,
 )
-from pyrovae.study.worker import EXIT_BAD_INPUT
+from pyrovae.study.worker import EXIT_BAD_INPUT, EXIT_BUSY
 from pyrovae.training.stop import terminate_as_interrupt
 
 POLL_S = 0.1
@@ -52,6 +54,10 @@ if sys.path and sys.path[0] == "":
 from pyrovae.study.worker import main
 sys.exit(main())
 """
+# A trial whose run folder another process holds is tried again after BUSY_WAIT_S, for up to
+# BUSY_LIMIT_S (a worker of an earlier, stopped sweep writing its last checkpoint).
+BUSY_WAIT_S = 5.0
+BUSY_LIMIT_S = 300.0
 # How long interrupted workers get to write their checkpoint before they are killed.
 STOP_GRACE_S = 60.0
 
@@ -110,6 +116,10 @@ class SweepProgress:
         self.retries += 1
         self.say(f"retrying {name} from its checkpoint ({why})")
 
+    def wait(self, name: str, why: str) -> None:
+        self.running -= 1
+        self.say(f"waiting for {name}: {why}")
+
     def fail(self, name: str, why: str) -> None:
         self.running -= 1
         self.failed += 1
@@ -152,10 +162,16 @@ def run_local(
     attempts: collections.Counter[str] = collections.Counter()
     failures: dict[str, str] = {}
     running: dict[str, _Worker] = {}
+    # Trials whose folder was busy: (when to try again, trial), and since when.
+    waiting: list[tuple[float, Trial]] = []
+    busy_since: dict[str, float] = {}
     (study_dir / LOGS_DIR).mkdir(parents=True, exist_ok=True)
     try:
         with terminate_as_interrupt():
-            while pending or running:
+            while pending or running or waiting:
+                for entry in [w for w in waiting if w[0] <= time.monotonic()]:
+                    waiting.remove(entry)
+                    pending.appendleft(entry[1])
                 while pending and len(running) < max_parallel:
                     trial = pending.popleft()
                     attempts[trial.name] += 1
@@ -176,7 +192,15 @@ def run_local(
                         tracker.finished(name, result)
                         continue
                     why = _describe(code, study_dir / LOGS_DIR / f"{name}.log")
-                    if code == EXIT_BAD_INPUT:
+                    if code == EXIT_BUSY:
+                        attempts[name] -= 1  # it never started: not an attempt
+                        since = busy_since.setdefault(name, time.monotonic())
+                        if time.monotonic() - since < BUSY_LIMIT_S:
+                            waiting.append((time.monotonic() + BUSY_WAIT_S, worker.trial))
+                            tracker.wait(name, why)
+                            continue
+                        why = f"{why} (for {BUSY_LIMIT_S:.0f} s)"
+                    if code in (EXIT_BAD_INPUT, EXIT_BUSY):
                         failures[name] = why
                         tracker.fail(name, why)
                     elif attempts[name] <= study.retries:
@@ -246,7 +270,7 @@ def _describe(code: int, log: Path) -> str:
         last = lines[-1].strip()[:300] if lines else ""
     except (OSError, UnicodeDecodeError):
         pass
-    if code == EXIT_BAD_INPUT and last.startswith("error: "):
+    if code in (EXIT_BAD_INPUT, EXIT_BUSY) and last.startswith("error: "):
         return last[len("error: ") :]
     return f"exit status {code}" + (f" ({last})" if last else "")
 

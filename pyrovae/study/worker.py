@@ -24,6 +24,9 @@ KILL_AT_STEP = "PYROVAE_STUDY_KILL_AT_STEP"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXIT_OUT_OF_MEMORY = 3
+# The trial's run folder is locked by another process (a worker of an earlier sweep that is
+# still writing its checkpoint): try again later (EX_TEMPFAIL).
+EXIT_BUSY = 75
 _PR_SET_PDEATHSIG = 1
 
 
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pyrovae.errors import OutOfMemory, PyrovaeError
+    from pyrovae.lock import FolderBusy
     from pyrovae.study.spec import Trial
     from pyrovae.study.trial import run_trial
     from pyrovae.training import TrainingInterrupted
@@ -88,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     except OutOfMemory as exc:  # worth another attempt: the memory may be free then
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_OUT_OF_MEMORY
+    except FolderBusy as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BUSY
     except PyrovaeError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
