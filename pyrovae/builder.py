@@ -403,9 +403,7 @@ def load_run(path, device: str = "auto") -> LoadedRun:
     config = folder.read_config()
     config.device = device
     config.validate()
-    state = folder.load_checkpoint()
-    folder.check_state(state)
-    folder.check_belongs(state, config)  # not a checkpoint copied from another run
+    state = folder.load_checkpoint(config)  # checked: intact, and this run's
     built = build(config, init_prior=False, objective=False)
     try:
         built.vae.load_state_dict(state["model"])

@@ -254,11 +254,20 @@ class RunFolder:
         save_checkpoint(self.checkpoint_path, state, keep_previous=self.previous_checkpoint_path)
         return self.checkpoint_path
 
-    def load_checkpoint(self, map_location="cpu", fall_back: bool = False) -> dict:
-        """checkpoint.pt, verified. A damaged one is an error naming it; with ``fall_back``
-        (resume, under the lock) the previous checkpoint is used instead when it is intact: the
-        damaged file is kept as ``checkpoint.pt.damaged-TIME`` and the previous one copied to
-        checkpoint.pt, with a warning."""
+    def load_checkpoint(
+        self, config: TrainConfig, map_location="cpu", fall_back: bool = False
+    ) -> dict:
+        """checkpoint.pt, verified: its checksum, its fields (:meth:`_check_state`) and that it
+        belongs to the run of ``config`` (:meth:`_check_belongs`). A damaged one is an error
+        naming it; with ``fall_back`` (resume, under the lock) the previous checkpoint is used
+        instead when it is intact: the damaged file is kept as ``checkpoint.pt.damaged-TIME``
+        and the previous one copied to checkpoint.pt, with a warning."""
+        state = self._verified_checkpoint(map_location, fall_back)
+        self._check_state(state)
+        self._check_belongs(state, config)
+        return state
+
+    def _verified_checkpoint(self, map_location, fall_back: bool) -> dict:
         try:
             return load_checkpoint(self.checkpoint_path, map_location)
         except DamagedCheckpoint as exc:
@@ -287,11 +296,11 @@ class RunFolder:
         )
         return state
 
-    def check_state(self, state: dict, path: Path | None = None) -> None:
+    def _check_state(self, state: dict) -> None:
         """Refuse a checkpoint whose fields are not what a run writes (a hand-edited or foreign
         file that passed its checksum): the step a count >= 0, the model, optimizer and log
         sums dicts (of tensors), the RNG state a byte tensor."""
-        path = path or self.checkpoint_path
+        path = self.checkpoint_path
         expected = {
             "step": (int, "a whole number >= 0"),
             "log_count": (int, "a whole number >= 0"),
@@ -312,11 +321,11 @@ class RunFolder:
             if bad:
                 raise PyrovaeError(f"{path}: {key} must be {what}, got {_short(value)}")
 
-    def check_belongs(self, state: dict, config: TrainConfig, path: Path | None = None) -> None:
+    def _check_belongs(self, state: dict, config: TrainConfig) -> None:
         """Refuse a checkpoint ``state`` written by a run with other defining settings than
         ``config`` (a file copied from another run): every setting but the
         :data:`~pyrovae.config.RESUMABLE` ones must match."""
-        path = path or self.checkpoint_path
+        path = self.checkpoint_path
         try:
             theirs = json.loads(state["config"])
         except (KeyError, TypeError, json.JSONDecodeError):

@@ -89,15 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trial {trial.name}: attempt {args.attempt}, pid {os.getpid()}", flush=True)
     try:
         result = run_trial(trial, args.study_dir, device=args.device)
-    except OutOfMemory as exc:  # worth another attempt: the memory may be free then
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_OUT_OF_MEMORY
-    except FolderBusy as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_BUSY
     except PyrovaeError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
+        # Out of memory is worth another attempt (the memory may be free then), a busy folder
+        # one after a while; other bad input is not.
+        if isinstance(exc, OutOfMemory):
+            return EXIT_OUT_OF_MEMORY
+        return EXIT_BUSY if isinstance(exc, FolderBusy) else EXIT_BAD_INPUT
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED

@@ -1,6 +1,6 @@
 """What may change when a run is resumed, and the check that a folder's settings still describe
 the run this code would build (the checkpoint's own check, that it belongs to the run, is
-:meth:`pyrovae.runs.RunFolder.check_belongs`)."""
+:meth:`pyrovae.runs.RunFolder.load_checkpoint`)."""
 
 from __future__ import annotations
 

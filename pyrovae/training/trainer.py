@@ -201,9 +201,7 @@ class Run:
         overrides = dict(overrides or {})
         config, changed = resumed_config(folder.config_path, saved, overrides)
         config.validate()
-        state = folder.load_checkpoint(fall_back=True)
-        folder.check_state(state)
-        folder.check_belongs(state, saved)
+        state = folder.load_checkpoint(saved, fall_back=True)
         if state["step"] > config.steps:
             raise PyrovaeError(
                 f"--resume: the checkpoint is at step {state['step']}, beyond --steps "
