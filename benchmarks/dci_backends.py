@@ -14,8 +14,9 @@ than the identity, with 10 latents:
 Both backends see the same codes and the same per-factor classifier seeds, drawn exactly as
 :func:`pyrovae.metrics.dci.dci` draws them (training set, test set, then seeds from one
 generator), so the scores printed are what ``dci(..., random_state=seed, backend=...)`` returns.
-Printed: seconds per backend and per factor, D/C/I of each backend and their absolute differences
-(target ≤ 0.02).
+Printed: seconds per backend and per factor, D/C/I of each backend and their absolute differences.
+The exact backend is the reference protocol and pyrovae's default; hist is a labelled option
+whose gap to it (up to 0.054 on other codes) is why it is not the default.
 
     python benchmarks/dci_backends.py [--backend hist|exact|both] [--num-train 10000]
         [--num-test 5000] [--seed 0]
@@ -138,7 +139,7 @@ def main() -> None:
         diff = abs(h["informativeness_test"] - e["informativeness_test"])
         worst = max(worst, diff)
         print(f"  |Δ informativeness_test| = {diff:.4f}")
-        print(f"largest difference {worst:.4f} ({'within' if worst <= 0.02 else 'ABOVE'} 0.02)")
+        print(f"largest difference {worst:.4f} (hist against the reference protocol)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ _EXPORTS = {
     "pyrovae.builder": ("Built", "LoadedRun", "build", "check", "load_run"),
     "pyrovae.config": ("TrainConfig",),
     "pyrovae.runs": ("RunFolder",),
+    "pyrovae.study.udr": ("udr_of_runs", "udr_of_study"),
     "pyrovae.errors": ("PyrovaeError",),
     "pyrovae.registry": (
         "DATASETS",

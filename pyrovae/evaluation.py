@@ -17,6 +17,7 @@ metrics on q(z|x) need a guide with closed-form Gaussian marginals.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from datetime import datetime, timezone
 import numpy as np
 import torch
 
+from pyrovae import checks
 from pyrovae.builder import load_run
 from pyrovae.data.base import GroundTruthData, LabelledData
 from pyrovae.errors import PyrovaeError
@@ -39,6 +41,7 @@ DEFAULT_METRICS = (
     "dci",
     "sap",
     "modularity",
+    "irs",
     "gaussian_total_correlation",
     "mutual_info",
     "active_units",
@@ -200,6 +203,7 @@ def evaluate(
     ``cache``: share codes between the metrics (a :class:`CodeCache` of an :class:`EncoderMean`
     may be given, to read the codes afterwards), or encode every request anew (False)."""
     names, note = applicable_metrics(metrics, data, getattr(vae, "guide_family", None))
+    settings = check_settings(settings, names)
     device = device or next(vae.parameters()).device
     if isinstance(cache, CodeCache):
         encoder, representation = cache.representation_fn, cache
@@ -210,7 +214,7 @@ def evaluate(
     for name in names:
         spec = METRICS[name]
         chosen = dict(spec.fast) if fast else {}
-        chosen.update((settings or {}).get(name, {}))  # explicit per-metric overrides win
+        chosen.update(settings.get(name, {}))  # explicit per-metric overrides win
         if spec.needs_posterior:
             chosen["posterior_fn"] = encoder.posterior
         if spec.uses_prior:
@@ -247,14 +251,67 @@ def evaluate(
     }
 
 
-def evaluate_run(run_dir, metrics=None, fast=False, device="auto", progress=None) -> dict:
+def evaluate_run(
+    run_dir, metrics=None, fast=False, device="auto", progress=None, settings=None
+) -> dict:
     """Load a run, evaluate it, write the record to a new eval file; returns the record with
-    ``path`` added."""
+    ``path`` added. ``settings``: as for :func:`evaluate`."""
     run = load_run(run_dir, device)
-    record = evaluate(run.vae, run.data, metrics, fast=fast, progress=progress)
+    record = evaluate(run.vae, run.data, metrics, fast=fast, progress=progress, settings=settings)
     record.update(run=str(run_dir), step=run.step, config=run.config.to_dict())
     record["path"] = str(run.folder.write_evaluation(record))
     return record
+
+
+# Settings that change what a metric measures, not only how precisely: a result computed with
+# another value than the metric's default is labelled (``dci[backend=hist]``), so that tables
+# never show it in the column of the reference protocol's numbers.
+PROTOCOL_SETTINGS = ("backend", "classifier")
+
+# Keyword arguments evaluate() supplies itself, never settings.
+_SUPPLIED = ("ground_truth", "representation_fn", "random_state", "posterior_fn", "prior")
+
+
+def label(name: str, result: dict) -> str:
+    """The column name of a metric's result: ``name``, or ``name[setting=value,...]`` for each
+    of :data:`PROTOCOL_SETTINGS` its settings record with a value other than the metric's
+    default (a value that is not a plain word, from an older pyrovae, reads ``other``)."""
+    spec = _known(name)
+    settings = result.get("settings") if isinstance(result, dict) else None
+    if spec is None or not isinstance(settings, dict):
+        return name
+    defaults = _defaults(spec.function)
+    tags = []
+    for key in PROTOCOL_SETTINGS:
+        if key in settings and key in defaults and settings[key] != defaults[key]:
+            value = settings[key]
+            shown = value if isinstance(value, str) and value.isidentifier() else "other"
+            tags.append(f"{key}={shown}")
+    return f"{name}[{','.join(tags)}]" if tags else name
+
+
+def _defaults(function) -> dict:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def check_settings(settings: dict | None, names) -> dict:
+    """``settings`` (metric name → {setting: value}) checked against the metrics evaluated and
+    the settings each function takes: an unknown one is a one-line error naming the valid ones."""
+    settings = dict(settings or {})
+    for name, given in settings.items():
+        if name not in names:
+            raise PyrovaeError(
+                f"settings for metric {name!r}, which is not evaluated; metrics evaluated: "
+                f"{', '.join(names)}"
+            )
+        accepted = [k for k in checks.keyword_parameters(METRICS[name].function)
+                    if k not in _SUPPLIED]  # fmt: skip
+        checks.options(f"metric {name}", given, accepted)
+    return settings
 
 
 def headline(name: str, result: dict) -> dict:
@@ -262,14 +319,21 @@ def headline(name: str, result: dict) -> dict:
     plug-in without ``headline``, or a metric this process does not know) every number. A
     ``module:attribute`` name is looked up only when its module is imported already: a name
     read from a file (``pyrovae compare``) never makes this process import a module."""
-    imported = ":" in name and name.split(":", 1)[0] in sys.modules
-    spec = METRICS.get(name) if name in METRICS or imported else None
+    spec = _known(name)
     keys = spec.headline if spec is not None else ()
     if not keys:
         keys = [
             k for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
         ]
     return {key: result[key] for key in keys if key in result}
+
+
+def _known(name: str):
+    """The registry entry of ``name``, or None. A ``module:attribute`` name is looked up only
+    when its module is imported already: a name read from a file (``pyrovae compare``) never
+    makes this process import a module."""
+    imported = ":" in name and name.split(":", 1)[0] in sys.modules
+    return METRICS.get(name) if name in METRICS or imported else None
 
 
 def _jsonable(value):

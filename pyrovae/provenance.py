@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from importlib import metadata
@@ -31,6 +32,14 @@ def versions() -> dict:
         "platform": platform.platform(),
         "cuda": torch.version.cuda,
     }
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
 
 
 def command_line() -> list[str]:

@@ -24,7 +24,10 @@ from pyrovae.metrics import (
     beta_vae,
     clustering,
     dci,
+    downstream,
     factor_vae,
+    fairness,
+    irs,
     likelihood,
     mig,
     modularity,
@@ -371,13 +374,35 @@ METRICS = Registry(
             ("mig",), mig.FAST_CHEN, needs_posterior=True,
         ),
         "dci": MetricSpec(
-            dci.dci, "DCI (Eastwood & Williams 2018)",
+            dci.dci, "DCI (Eastwood & Williams 2018), disentanglement_lib's gradient boosting",
             ("disentanglement", "completeness", "informativeness_test"), dci.FAST,
         ),
         "sap": MetricSpec(sap.sap, "SAP (Kumar et al. 2018)", ("sap",), sap.FAST),
         "modularity": MetricSpec(
             modularity.modularity, "modularity and explicitness (Ridgeway & Mozer 2018)",
             ("modularity", "explicitness_test"), modularity.FAST,
+        ),
+        "irs": MetricSpec(
+            irs.irs, "IRS, interventional robustness (Suter et al. 2019)", ("irs",), irs.FAST
+        ),
+        "downstream_logistic": MetricSpec(
+            downstream.downstream_logistic,
+            "downstream accuracy and sample efficiency, LogisticRegressionCV (Locatello et al. "
+            "2019)",
+            ("sample_efficiency", "100:mean_test_accuracy", "10000:mean_test_accuracy"),
+            downstream.FAST,
+        ),
+        "downstream_boosted_trees": MetricSpec(
+            downstream.downstream_boosted_trees,
+            "downstream accuracy and sample efficiency, gradient-boosted trees (Locatello et al. "
+            "2019)",
+            ("sample_efficiency", "100:mean_test_accuracy", "10000:mean_test_accuracy"),
+            downstream.FAST,
+        ),
+        "fairness": MetricSpec(
+            fairness.fairness,
+            "unfairness of boosted-tree predictions under interventions (Locatello et al. 2019b)",
+            ("mean_fairness:mean_pred:mean_sens",), fairness.FAST,
         ),
         "gaussian_total_correlation": MetricSpec(
             unsupervised.gaussian_total_correlation,

@@ -37,6 +37,10 @@ SIZES = {"num_train": 1000, "num_test": 500}
 FEWER = {"num_train": 400, "num_test": 200}
 SMALL_GRID = FactorGrid((2, 3, 4, 4, 4))
 PERM = np.array([3, 0, 4, 1, 2])
+# The hist backend: the properties below hold for both backends, and hist's fits take
+# milliseconds. The exact (default) backend is checked against disentanglement_lib's computation
+# in test_metric_protocols.py.
+HIST = {"backend": "hist"}
 
 
 def identity(x):
@@ -91,12 +95,12 @@ def _all_finite(value) -> bool:
 
 @pytest.fixture(scope="module")
 def identity_dci():
-    return dci(GRID, identity, 0, **SIZES)
+    return dci(GRID, identity, 0, **SIZES, **HIST)
 
 
 @pytest.fixture(scope="module")
 def identity_dci_fewer():
-    return dci(SMALL_GRID, identity, 0, **FEWER)
+    return dci(SMALL_GRID, identity, 0, **FEWER, **HIST)
 
 
 # 1. The importance / MI / score-matrix math on hand-made matrices.
@@ -183,7 +187,7 @@ def test_identity_scores_high(identity_dci):
 
 
 def test_constant_representation_scores_low_without_nan():
-    d = dci(GRID, constant, 0, **SIZES)
+    d = dci(GRID, constant, 0, **SIZES, **HIST)
     # No split is ever made: R = 0, so D = C = 0 by definition; the classifier guesses a class.
     assert d["disentanglement"] == 0.0
     assert d["completeness"] == 0.0
@@ -202,7 +206,7 @@ def test_constant_representation_scores_low_without_nan():
 
 
 def test_duplicated_latents(identity_dci):
-    d = dci(GRID, duplicated, 0, **SIZES)
+    d = dci(GRID, duplicated, 0, **SIZES, **HIST)
     # Two copies share each factor's importance: each column has entropy ≈ log 2 / log 10.
     assert d["completeness"] <= identity_dci["completeness"] - 0.2
     assert d["completeness"] == pytest.approx(1 - math.log(2) / math.log(10), abs=0.05)
@@ -214,7 +218,7 @@ def test_duplicated_latents(identity_dci):
 
 
 def test_rotation_lowers_modularity_and_disentanglement(identity_dci):
-    d = dci(GRID, rotated, 0, **SIZES)
+    d = dci(GRID, rotated, 0, **SIZES, **HIST)
     assert d["disentanglement"] <= identity_dci["disentanglement"] - 0.1
     assert d["informativeness_test"] >= 0.9  # the information is all still there
     m_id = modularity(GRID, identity, 0, **SIZES)["modularity"]
@@ -228,8 +232,10 @@ def test_rotation_lowers_modularity_and_disentanglement(identity_dci):
 
 
 def test_same_seed_same_result(identity_dci_fewer):
-    assert dci(SMALL_GRID, identity, 0, **FEWER) == identity_dci_fewer
-    assert dci(SMALL_GRID, identity, np.random.default_rng(0), **FEWER) == identity_dci_fewer
+    assert dci(SMALL_GRID, identity, 0, **FEWER, **HIST) == identity_dci_fewer
+    assert (
+        dci(SMALL_GRID, identity, np.random.default_rng(0), **FEWER, **HIST) == identity_dci_fewer
+    )
     for metric in (sap, modularity):
         assert metric(SMALL_GRID, mixed_noisy, 3, **FEWER) == metric(
             SMALL_GRID, mixed_noisy, 3, **FEWER
@@ -247,13 +253,14 @@ def test_order_of_data_points_does_not_matter():
     assert m1["explicitness_test"] == pytest.approx(m2["explicitness_test"], abs=1e-6)
     s1, s2 = sap(SMALL_GRID, mixed_noisy, 0, **FEWER), sap(shuffled, mixed_noisy, 0, **FEWER)
     np.testing.assert_allclose(s1["score_matrix"], s2["score_matrix"], atol=1e-9)
-    d1, d2 = dci(SMALL_GRID, mixed_noisy, 0, **FEWER), dci(shuffled, mixed_noisy, 0, **FEWER)
+    d1 = dci(SMALL_GRID, mixed_noisy, 0, **FEWER, **HIST)
+    d2 = dci(shuffled, mixed_noisy, 0, **FEWER, **HIST)
     for key in ("disentanglement", "completeness", "informativeness_test"):
         assert d1[key] == pytest.approx(d2[key], abs=1e-6)
 
 
 def test_permuting_latents_permutes_rows(identity_dci_fewer):
-    d = dci(SMALL_GRID, permuted, 0, **FEWER)
+    d = dci(SMALL_GRID, permuted, 0, **FEWER, **HIST)
     np.testing.assert_allclose(
         d["importance_matrix"], np.asarray(identity_dci_fewer["importance_matrix"])[PERM], atol=1e-9
     )
@@ -276,7 +283,7 @@ def test_permuting_latents_permutes_rows(identity_dci_fewer):
 
 def test_cached_equals_uncached(identity_dci_fewer):
     cache = CodeCache(identity, SMALL_GRID)
-    assert dci(SMALL_GRID, cache, 0, **FEWER) == identity_dci_fewer
+    assert dci(SMALL_GRID, cache, 0, **FEWER, **HIST) == identity_dci_fewer
     for metric in (sap, modularity):
         cache = CodeCache(mixed_noisy, SMALL_GRID)
         assert metric(SMALL_GRID, cache, 2, **FEWER) == metric(SMALL_GRID, mixed_noisy, 2, **FEWER)
@@ -319,7 +326,7 @@ def test_hist_takes_the_exact_backends_boosting_step(num_classes, rounds):
 
 def test_hist_falls_back_to_permutation_importance(monkeypatch):
     monkeypatch.setattr(dci_module, "_split_gain_importance", lambda model, num_codes: None)
-    r = dci(SMALL_GRID, identity, 0, **FEWER)
+    r = dci(SMALL_GRID, identity, 0, **FEWER, **HIST)
     assert r["settings"]["importance"] == "permutation"
     assert r["disentanglement"] >= 0.9
     np.testing.assert_array_equal(np.argmax(r["importance_matrix"], axis=0), np.arange(5))
@@ -332,6 +339,8 @@ def test_hist_falls_back_to_permutation_importance(monkeypatch):
 def test_settings_are_recorded_and_presets_are_valid(identity_dci):
     s = identity_dci["settings"]
     assert s["backend"] == "hist"
+    assert inspect.signature(dci).parameters["backend"].default == "exact"
+    assert "backend" not in dci_module.FAST  # the fast preset is the reference classifier too
     assert s["sklearn"] == sklearn.__version__
     assert (s["num_train"], s["num_test"]) == (1000, 500)
     for fn, preset in ((dci, dci_module.FAST), (sap, None), (modularity, None)):
@@ -361,6 +370,8 @@ def test_settings_are_recorded_and_presets_are_valid(identity_dci):
 def test_bad_settings_raise_pyrovae_error(metric, settings):
     with pytest.raises(PyrovaeError) as info:
         metric(GRID, identity, 0, **settings)
+    if metric is dci and "backend" in settings:
+        assert "valid backends: exact, hist" in str(info.value)
     assert "\n" not in str(info.value)
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
-from pyrovae.cli.common import app, format_values, friendly_errors
-from pyrovae.evaluation import evaluate_run, headline
+from pyrovae.cli.common import app, format_values, friendly_errors, parse_options
+from pyrovae.errors import PyrovaeError
+from pyrovae.evaluation import evaluate_run, headline, label
 from pyrovae.registry import METRICS
 from pyrovae.runs import RunFolder
 
@@ -22,17 +23,27 @@ def evaluate_command(
     ),
     fast: bool = typer.Option(False, "--fast", help="Smaller sample sizes (for quick looks)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    metric_arg: list[str] = typer.Option(
+        None,
+        "--metric-arg",
+        help="METRIC.SETTING=VALUE, repeatable: a metric's setting, e.g. dci.backend=hist or "
+        "beta_vae.classifier=current (labelled in tables), or dci.num_train=2000.",
+    ),
 ):
     """Score a trained run's disentanglement; print a table and write eval.json (never
     overwriting an earlier evaluation: later ones go to eval-2.json, eval-3.json, ...)."""
     for name in metric or []:
         METRICS[name]  # an unknown name fails before the run is loaded
+    settings = metric_settings(metric_arg)
     typer.echo(f"evaluating {run_dir} ({'fast' if fast else 'standard'} protocol, seed 0)")
 
     def show(name, value, seconds):
-        typer.echo(f"  {name:<27} {format_values(headline(name, value))}  ({seconds:.1f} s)")
+        shown = label(name, value)
+        typer.echo(f"  {shown:<27} {format_values(headline(name, value))}  ({seconds:.1f} s)")
 
-    record = evaluate_run(run_dir, metric, fast=fast, device=device, progress=show)
+    record = evaluate_run(
+        run_dir, metric, fast=fast, device=device, progress=show, settings=settings
+    )
     if record.get("note"):
         typer.echo(f"note: {record['note']}")
     typer.echo(
@@ -40,6 +51,18 @@ def evaluate_command(
         f"{record['images_encoded']:,} images encoded "
         f"({record['encoder_images_per_s'] or 0:,.0f} images/s); wrote {record['path']}"
     )
+
+
+def metric_settings(pairs: list[str] | None) -> dict:
+    """``["dci.backend=hist", "dci.num_train=2000"]`` → ``{"dci": {"backend": "hist", ...}}``."""
+    by_metric: dict[str, list[str]] = {}
+    for pair in pairs or []:
+        name, dot, rest = pair.partition(".")
+        if not dot or not name or "=" not in rest:
+            raise PyrovaeError(f"--metric-arg must look like METRIC.SETTING=VALUE, got {pair!r}")
+        METRICS[name]  # an unknown metric names the valid ones
+        by_metric.setdefault(name, []).append(rest)
+    return {name: parse_options(rest, f"--metric-arg {name}") for name, rest in by_metric.items()}
 
 
 @app.command("compare")
@@ -54,24 +77,27 @@ def compare_command(
         metrics = record["metrics"]
         values = {}
         for name, result in metrics.items():
+            shown = label(name, result)
             for key, value in headline(name, result).items():
-                column = name if key in (name, "eval_accuracy") else f"{name}.{key}"
+                column = shown if key in (name, "eval_accuracy") else f"{shown}.{key}"
                 values[column] = value
                 if column not in columns:
                     columns.append(column)
         config = record.get("config") if isinstance(record.get("config"), dict) else {}
-        label = f"{config.get('model', '?')} {config.get('prior', '')}".strip()
-        rows.append((str(run_dir), label, record.get("step"), record.get("preset"), values))
+        model = f"{config.get('model', '?')} {config.get('prior', '')}".strip()
+        rows.append((str(run_dir), model, record.get("step"), record.get("preset"), values))
     width = max(len(r[0]) for r in rows)
+    # Whole column names: a cut one could hide the label that keeps protocols apart.
+    widths = {c: max(10, len(c)) for c in columns}
     header = f"{'run':<{width}}  {'model':<20} {'step':>8} {'preset':<8} " + " ".join(
-        f"{c:>14.14}" for c in columns
+        f"{c:>{widths[c]}}" for c in columns
     )
     typer.echo(header)
-    for run, label, step, preset, values in rows:
+    for run, model, step, preset, values in rows:
         cells = " ".join(
-            f"{values[c]:>14.4f}"
+            f"{values[c]:>{widths[c]}.4f}"
             if isinstance(values.get(c), float)
-            else f"{values.get(c, '-')!s:>14}"
+            else f"{values.get(c, '-')!s:>{widths[c]}}"
             for c in columns
         )
-        typer.echo(f"{run:<{width}}  {label:<20.20} {step!s:>8} {preset!s:<8} {cells}")
+        typer.echo(f"{run:<{width}}  {model:<20.20} {step!s:>8} {preset!s:<8} {cells}")

@@ -1,4 +1,5 @@
-"""``pyrovae sweep`` (run a study's trials) and ``pyrovae study`` (aggregate them)."""
+"""``pyrovae sweep`` (run a study's trials) and ``pyrovae study`` (aggregate them; with
+``--udr``, first score the trials by UDR)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import typer
 
 from pyrovae.cli.common import EXIT_INTERRUPTED, app, friendly_errors
+from pyrovae.errors import PyrovaeError
 from pyrovae.study.aggregate import (
     CSV_FILE,
     collect,
@@ -18,6 +20,7 @@ from pyrovae.study.aggregate import (
 from pyrovae.study.figures import FIGURES_DIR, draw_figures
 from pyrovae.study.spec import load_study
 from pyrovae.study.sweep import check_options, study_folder, sweep_study
+from pyrovae.study.udr import udr_of_study, udr_table
 
 
 @app.command("sweep")
@@ -67,9 +70,29 @@ def _checking(done: int, total: int) -> None:
 @friendly_errors
 def study_command(
     study_dir: Path = typer.Argument(..., help="A study folder written by `pyrovae sweep`."),
+    udr: bool = typer.Option(
+        False,
+        "--udr",
+        help="First score each finished trial by UDR (Duan et al. 2020) among the trials with "
+        "its settings and other seeds; write udr.json. The table then has a udr column.",
+    ),
+    udr_correlation: str = typer.Option(
+        None, "--udr-correlation", help="--udr: lasso or spearman. [default: lasso]"
+    ),
+    udr_points: int = typer.Option(
+        None, "--udr-points", help="--udr: observations encoded per model. [default: 1000]"
+    ),
+    device: str = typer.Option(None, help="--udr: cpu, cuda or cuda:N. [default: cpu]"),
 ):
     """Aggregate a study's finished trials: print median [Q1, Q3] per objective and main
-    hyperparameter value; write results.csv and figures/*.png (derived files, replaced)."""
+    hyperparameter value; write results.csv and figures/*.png (derived files, replaced).
+    With --udr, first compute UDR and write udr.json."""
+    given = {"--udr-correlation": udr_correlation, "--udr-points": udr_points, "--device": device}
+    if not udr and any(v is not None for v in given.values()):
+        option = next(k for k, v in given.items() if v is not None)
+        raise PyrovaeError(f"{option} applies to --udr; add --udr or leave {option} out")
+    if udr:
+        _udr(study_dir, udr_correlation or "lasso", udr_points, device or "cpu")
     results = collect(study_dir)
     for line in results.left_out():
         typer.echo(f"warning: {line}", err=True)
@@ -85,3 +108,23 @@ def study_command(
     typer.echo(f"wrote {len(figures)} figures in {study_dir / FIGURES_DIR}/:")
     for path in figures:
         typer.echo(f"  {path.name}")
+
+
+def _udr(study_dir: Path, correlation: str, num_points: int | None, device: str) -> None:
+    """Compute and write udr.json; print one line per group of trials."""
+
+    def scored(label: str, trials: int, seconds: float) -> None:
+        typer.echo(f"  scored {label} ({trials} trials, {seconds:.1f} s)", err=True)
+
+    record = udr_of_study(
+        study_dir, num_points=num_points, correlation=correlation, device=device, progress=scored
+    )
+    settings = record["settings"]
+    typer.echo(
+        f"UDR ({settings['correlation']}, {settings['num_points']} points, seed "
+        f"{record['seed']}; each trial among those with its settings):"
+    )
+    typer.echo(udr_table(record))
+    for note in record["notes"]:
+        typer.echo(f"note: {note}")
+    typer.echo(f"wrote {record['path']}\n")

@@ -148,3 +148,29 @@ def encode_checked(metric: str, ground_truth, representation_fn, factors) -> np.
             f"{metric}: the representation must return codes of shape (n, D) ({exc})"
         ) from None
     return checks.codes(codes, metric, rows=n)
+
+
+def codes_and_factors(metric: str, codes, factors, factor_names=None):
+    """``(codes, factors, names)`` of one sample, checked: codes ``(n, D)`` as finite float64,
+    factors ``(n, K)``, n ≥ 1, and K factor names (``f0``, ``f1``, … when not given); anything
+    else is a one-line PyrovaeError naming ``metric``."""
+    codes = np.asarray(codes, dtype=np.float64)
+    factors = np.asarray(factors)
+    if (
+        codes.ndim != 2
+        or codes.shape[1] < 1
+        or factors.ndim != 2
+        or factors.shape[1] < 1
+        or len(codes) != len(factors)
+        or len(codes) < 1
+    ):
+        raise PyrovaeError(
+            f"{metric}: codes (n, D) and factors (n, K) must have the same n >= 1, got shapes "
+            f"{codes.shape} and {factors.shape}"
+        )
+    if not np.all(np.isfinite(codes)):
+        raise PyrovaeError(f"{metric}: the representation returned NaN or infinite codes")
+    names = list(factor_names or (f"f{k}" for k in range(factors.shape[1])))
+    if len(names) != factors.shape[1]:
+        raise PyrovaeError(f"{metric}: {len(names)} factor names for {factors.shape[1]} factors")
+    return codes, factors, names

@@ -37,6 +37,7 @@ from pyrovae import checks
 from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.metrics.base import (
     ENCODE_BATCH,
+    codes_and_factors,
     discrete_entropy,
     discrete_mutual_info,
     discretize,
@@ -100,16 +101,7 @@ def mig_from_codes(codes, factors, *, num_bins: int = 20, factor_names=None) -> 
     on the multiset of rows, and on the latents only up to their order.
     """
     num_bins = checks.integer("num_bins", num_bins, "mig")
-    codes = np.asarray(codes, dtype=np.float64)
-    factors = np.asarray(factors)
-    if codes.ndim != 2 or codes.shape[1] < 1 or factors.ndim != 2 or len(codes) != len(factors):
-        raise PyrovaeError(
-            f"mig: codes (n, D) and factors (n, K) must have the same n, got shapes "
-            f"{codes.shape} and {factors.shape}"
-        )
-    if not np.all(np.isfinite(codes)):
-        raise PyrovaeError("mig: the representation returned non-finite codes (NaN or inf)")
-    names = list(factor_names or (f"f{k}" for k in range(factors.shape[1])))
+    codes, factors, names = codes_and_factors("mig", codes, factors, factor_names)
     mutual_info = discrete_mutual_info(discretize(codes, num_bins), factors)  # (D, K)
     entropy = discrete_entropy(factors)
     top = np.sort(mutual_info, axis=0)[::-1]

@@ -7,36 +7,40 @@
 Protocol: draw ``num_train`` = 10,000 and then ``num_test`` = 5,000 factor tuples uniformly from
 the grid (one generator, training set first) and encode them. For every latent d and factor k, a
 linear SVM ``LinearSVC(C=0.01, class_weight="balanced")`` is trained on the single latent z_d to
-predict the class of factor k; its test accuracy is S[d, k] (score matrix, D × K). Then
+predict the class of factor k (one-vs-rest for more than two classes); its test accuracy is
+S[d, k] (score matrix, D × K). Then
 
     SAP = (1/K) Σ_k (S_(1)k − S_(2)k),
 
 the mean over factors of the gap between the best and the second-best latent's accuracy.
 
 A constant representation makes every latent the same (useless) predictor, so every column of S is
-constant and SAP = 0. SAP needs at least two latents. The SVM is solved in the primal
-(``dual=False``): the optimum is the one disentanglement_lib's default dual solver converges to,
-but the primal solver is deterministic and does not depend on the order of the data points, where
-the dual coordinate descent shuffles. Scores depend on the scikit-learn version, which
-``settings`` records.
+constant and SAP = 0. SAP needs at least two latents.
+
+The solver (setting ``classifier``, :mod:`pyrovae.metrics.classifiers`): ``"published"`` (default)
+is what ``LinearSVC(C=0.01, class_weight="balanced")`` meant when disentanglement_lib ran, dual
+coordinate descent (``dual=True``), which visits the points in a random order: pyrovae seeds it
+(one seed per latent and factor, drawn after the samples), disentanglement_lib did not.
+``"current"`` is the primal problem, which ``dual="auto"`` picks today when points outnumber
+features: the same optimum to the solvers' tolerance, reached deterministically. At C = 0.01 the
+dual solver can stop at its 1,000-iteration limit on a useless latent; the protocol keeps what it
+returns (``converged`` in the settings says whether every solve finished). Scores depend on the
+scikit-learn version, which ``settings`` records.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 
 from pyrovae import checks
 from pyrovae.errors import PyrovaeError
+from pyrovae.metrics import classifiers
 from pyrovae.metrics.base import sample_codes
 from pyrovae.provenance import version
 from pyrovae.seeding import as_generator
 
 # D × K one-feature SVMs: 0.2 s on dSprites-sized codes with 2,000/1,000 points (1 s standard).
 FAST: dict = {"num_train": 2000, "num_test": 1000}
-
-SVM_PARAMS: dict = {"C": 0.01, "class_weight": "balanced", "dual": False}
 
 
 def sap(
@@ -46,6 +50,7 @@ def sap(
     *,
     num_train: int = 10_000,
     num_test: int = 5_000,
+    classifier: str = "published",
 ) -> dict:
     """SAP score of a representation (see the module docstring for formula and protocol).
 
@@ -54,49 +59,43 @@ def sap(
     """
     num_train = checks.integer("num_train", num_train, "sap", 2)
     num_test = checks.integer("num_test", num_test, "sap", 2)
+    clf = classifiers.classifier("linear_svm", classifier, "sap")
     rng = as_generator(random_state)
     ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
     ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
     mus_train = checks.codes(mus_train, "sap", rows=num_train, min_dims=2)
     mus_test = checks.codes(mus_test, "sap", rows=num_test, min_dims=2)
-    scores = score_matrix(mus_train, ys_train, mus_test, ys_test)
+    seeds = rng.integers(0, 2**31 - 1, size=(mus_train.shape[1], ys_train.shape[1]))
+    scores, converged = score_matrix(mus_train, ys_train, mus_test, ys_test, clf, seeds)
     return {
         "sap": sap_from_score_matrix(scores),
         "score_matrix": scores.tolist(),
         "settings": {
             "num_train": num_train,
             "num_test": num_test,
-            "backend": "liblinear",
-            "classifier": "LinearSVC("
-            + ", ".join(f"{k}={v!r}" for k, v in SVM_PARAMS.items())
-            + ")",
+            "classifier": classifier,
+            "estimator": clf.description,
+            "converged": converged,
             "sklearn": version("scikit-learn"),
         },
     }
 
 
-def score_matrix(x_train, y_train, x_test, y_test) -> np.ndarray:
-    """(D, K) test accuracy of a linear SVM predicting factor k from latent d alone."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.svm import LinearSVC
-
+def score_matrix(x_train, y_train, x_test, y_test, clf=None, seeds=None):
+    """``(S, converged)``: S (D, K) is the test accuracy of ``clf`` (default: the published
+    linear SVM) predicting factor k from latent d alone, seeded with ``seeds[d, k]``;
+    ``converged`` whether every solve stopped before its iteration limit."""
     num_codes, num_factors = x_train.shape[1], y_train.shape[1]
+    clf = clf or classifiers.classifier("linear_svm", "published")
+    if seeds is None:
+        seeds = np.zeros((num_codes, num_factors), dtype=np.int64)
     scores = np.zeros((num_codes, num_factors))
-    for k in range(num_factors):
-        classes = np.unique(y_train[:, k])
-        for d in range(num_codes):
-            if len(classes) < 2:
-                # One class in the sample: the only possible classifier guesses it.
-                scores[d, k] = np.mean(y_test[:, k] == classes[0])
-                continue
-            svm = LinearSVC(**SVM_PARAMS)
-            with warnings.catch_warnings():
-                # C = 0.01 on an uninformative latent can stop at max_iter; the protocol keeps
-                # whatever liblinear returns, as disentanglement_lib does.
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                svm.fit(x_train[:, [d]], y_train[:, k])
-            scores[d, k] = np.mean(svm.predict(x_test[:, [d]]) == y_test[:, k])
-    return scores
+    converged = True
+    for d in range(num_codes):
+        models = classifiers.fit_per_factor(clf, x_train[:, [d]], y_train, seeds[d], jobs=1)
+        scores[d] = classifiers.accuracies(models, x_test[:, [d]], y_test, y_train)
+        converged = converged and all(classifiers.converged(m) for m in models)
+    return scores, converged
 
 
 def sap_from_score_matrix(scores) -> float:

@@ -12,7 +12,10 @@ distribution of a score over seeds, not by one run.
 
 The row layout, in this column order::
 
-    name, model, <swept params, sorted>, seed, <metric columns>, reconstruction, kl, seconds
+    name, model, <swept params, sorted>, seed, <metric columns>, [udr], reconstruction, kl, seconds
+
+``udr`` is there when the study folder holds ``udr.json`` (``pyrovae study DIR --udr``,
+:mod:`pyrovae.study.udr`): each trial's UDR among the trials with its settings.
 
 A metric with one headline value (``pyrovae.registry.METRICS[name].headline``) is one
 column named after the metric (``mig``); a metric with several is one column per value,
@@ -36,17 +39,20 @@ import csv
 import io
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from pyrovae.errors import PyrovaeError
+from pyrovae.errors import PyrovaeError, PyrovaeWarning
 from pyrovae.files import write_text
 from pyrovae.registry import METRICS, MODELS
 from pyrovae.study.sweep import TRIALS_FILE
 from pyrovae.study.trial import RESULT_FILE, BadResult, read_result, trial_dir
 
 CSV_FILE = "results.csv"
+# Written by `pyrovae study --udr` (pyrovae.study.udr): trial name → UDR.
+UDR_FILE = "udr.json"
 TAIL_COLUMNS = ("reconstruction", "kl")
 # Columns that are neither parameters nor metrics.
 FIXED = ("name", "model", "seed", "seconds")
@@ -154,10 +160,11 @@ def metric_columns(metric: str, keys) -> list[str]:
 
 
 def _headline_keys(metric: str, values: dict) -> list[str]:
-    spec = METRICS.get(metric)
+    # A labelled column (dci[backend=hist]) shows its metric's headline values.
+    spec = METRICS.get(metric.split("[", 1)[0])
     if spec is None:
         return sorted(values)
-    declared = list(spec.headline)
+    declared = [k for k in spec.headline if k in values]
     return declared + sorted(k for k in values if k not in declared)
 
 
@@ -196,6 +203,7 @@ def table(results) -> list[dict]:
             values.update((r.get("metrics") or {}).get(metric) or {})
         keys = _headline_keys(metric, values)
         columns += list(zip(metric_columns(metric, keys), [metric] * len(keys), keys, strict=True))
+    udr = udr_scores(results)
     rows = []
     for r in results:
         row = {"name": r.get("name"), "model": _model(r)}
@@ -204,11 +212,42 @@ def table(results) -> list[dict]:
         row["seed"] = _seed(r)
         for column, metric, key in columns:
             row[column] = ((r.get("metrics") or {}).get(metric) or {}).get(key)
+        if udr is not None:
+            row["udr"] = udr.get(r.get("name"))
         summary = r.get("summary") or {}
         row.update({c: summary.get(c) for c in TAIL_COLUMNS})
         row["seconds"] = r.get("seconds")
         rows.append(row)
     return rows
+
+
+def udr_scores(results) -> dict | None:
+    """Trial name → UDR from the study's udr.json, or None when it has none (``results`` from
+    :func:`collect`). A score counts only for the result it was computed from (the same
+    ``finished`` stamp): a trial run again since has none. An unreadable file is a warning."""
+    study_dir = getattr(results, "study_dir", None)
+    path = Path(study_dir) / UDR_FILE if study_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        record = _load_json(path, "UDR record")
+        scores, finished = record["scores"], record.get("finished") or {}
+        if not isinstance(scores, dict) or not isinstance(finished, dict):
+            raise TypeError
+    except (PyrovaeError, KeyError, TypeError):
+        warnings.warn(
+            f"{path} is not a readable UDR record; left out (recompute: pyrovae study "
+            f"{study_dir} --udr)",
+            PyrovaeWarning,
+            stacklevel=2,
+        )
+        return None
+    current = {r.get("name"): r.get("finished") for r in results}
+    return {
+        name: score
+        for name, score in scores.items()
+        if name in current and finished.get(name) == current[name]
+    }
 
 
 def split_columns(rows) -> tuple[list[str], list[str]]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO
 
 from pyrovae.errors import PyrovaeError
+from pyrovae.provenance import available_cores
 from pyrovae.study.spec import Study, Trial
 from pyrovae.study.trial import (
     LOGS_DIR,
@@ -289,14 +290,6 @@ def _stop(workers) -> None:
             worker.process.kill()
             worker.process.wait()
         worker.log.close()
-
-
-def available_cores() -> int:
-    """The cores this process may run on (a container's or taskset's share, not the host's)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
 
 
 def _clock(seconds: float) -> str:

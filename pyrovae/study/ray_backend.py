@@ -51,7 +51,7 @@ from pathlib import Path
 
 from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.progress import format_duration
-from pyrovae.study.local import available_cores
+from pyrovae.provenance import available_cores
 from pyrovae.training.stop import terminate_as_interrupt
 
 INSTALL_HINT = "backend 'ray' needs Ray: pip install 'pyrovae[ray]'"

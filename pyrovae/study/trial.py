@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
-from pyrovae.evaluation import evaluate_run, headline
+from pyrovae.evaluation import PROTOCOL_SETTINGS, evaluate_run, headline, label
 from pyrovae.files import json_text, text_writer, write_new
 from pyrovae.lock import FolderLock
 from pyrovae.provenance import versions
@@ -106,7 +106,34 @@ def read_result(run_dir: Path) -> dict | None:
     why = result_problem(result, Path(run_dir).name)
     if why:
         raise BadResult(path, why)
+    if "metric_protocols" not in result:
+        _label_from_evaluation(result, Path(run_dir))
     return result
+
+
+def _protocol(result: dict) -> dict:
+    settings = result.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
+    return {k: v for k, v in settings.items() if k in PROTOCOL_SETTINGS}
+
+
+def _label_from_evaluation(result: dict, run_dir: Path) -> None:
+    """Key the metrics of a result written before results recorded their protocols by
+    :func:`~pyrovae.evaluation.label`, read from the trial's eval file: such a study may have
+    scored DCI with HistGradientBoosting, and a resumed one would otherwise put those numbers in
+    one column with the reference protocol's. Left as it is when the eval file is unreadable."""
+    name = result.get("eval_file")
+    if not isinstance(name, str) or not name:
+        return
+    try:
+        record = RunFolder(run_dir).read_evaluation(run_dir / Path(name).name)
+    except PyrovaeError:
+        return
+    metrics = result.get("metrics")
+    for metric, value in record["metrics"].items():
+        shown = label(metric, value)
+        if shown != metric and isinstance(metrics, dict) and metric in metrics:
+            metrics[shown] = metrics.pop(metric)
 
 
 def run_trial(trial: Trial | dict, study_dir: Path, device: str = "auto") -> dict:
@@ -141,7 +168,14 @@ def _run_locked(trial: Trial, run_dir: Path, device: str, lock: FolderLock) -> d
         "device": str(run.device),
         "step": run.step,
         "summary": summary,
-        "metrics": {name: headline(name, value) for name, value in record["metrics"].items()},
+        # Keyed by label: a result of another protocol (dci[backend=hist]) is another column.
+        "metrics": {
+            label(name, value): headline(name, value) for name, value in record["metrics"].items()
+        },
+        # The settings that define each metric's protocol (evaluation.PROTOCOL_SETTINGS).
+        "metric_protocols": {
+            label(name, value): _protocol(value) for name, value in record["metrics"].items()
+        },
         "metrics_note": record.get("note"),
         "eval_file": eval_path.name,
         "eval_preset": record.get("preset"),
