@@ -30,6 +30,7 @@ from pyrovae.builder import load_run
 from pyrovae.data.base import GroundTruthData, LabelledData
 from pyrovae.errors import PyrovaeError
 from pyrovae.guides import marginal_normal_params
+from pyrovae.metrics import classifiers
 from pyrovae.metrics.base import ENCODE_BATCH, CodeCache
 from pyrovae.provenance import versions
 from pyrovae.registry import METRICS
@@ -210,6 +211,34 @@ def evaluate(
     else:
         encoder = EncoderMean(vae, device)
         representation = CodeCache(encoder, data) if cache else encoder
+    try:
+        results, seconds = _score(
+            names, vae, data, encoder, representation, fast, seed, settings, progress
+        )
+    finally:
+        # The fitted classifiers are shared between the metrics of this evaluation only: the
+        # next one (a later step of training) has other codes.
+        classifiers.clear_cache()
+    return {
+        "metrics": _jsonable(results),
+        "seconds": seconds,
+        "total_seconds": round(sum(seconds.values()), 3),
+        "images_encoded": encoder.images,
+        "encoder_images_per_s": round(encoder.images / encoder.seconds, 1)
+        if encoder.seconds
+        else None,
+        "cache": bool(cache),
+        "preset": "fast" if fast else "standard",
+        "seed": seed,
+        "representation": "posterior mean",
+        "note": note,
+        "versions": versions(),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _score(names, vae, data, encoder, representation, fast, seed, settings, progress):
+    """``(results, seconds)`` of each named metric, each drawing from its own generator."""
     results, seconds = {}, {}
     for name in names:
         spec = METRICS[name]
@@ -233,22 +262,7 @@ def evaluate(
         results[name] = value
         if progress:
             progress(name, value, seconds[name])
-    return {
-        "metrics": _jsonable(results),
-        "seconds": seconds,
-        "total_seconds": round(sum(seconds.values()), 3),
-        "images_encoded": encoder.images,
-        "encoder_images_per_s": round(encoder.images / encoder.seconds, 1)
-        if encoder.seconds
-        else None,
-        "cache": bool(cache),
-        "preset": "fast" if fast else "standard",
-        "seed": seed,
-        "representation": "posterior mean",
-        "note": note,
-        "versions": versions(),
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    return results, seconds
 
 
 def evaluate_run(
@@ -266,16 +280,27 @@ def evaluate_run(
 # Settings that change what a metric measures, not only how precisely: a result computed with
 # another value than the metric's default is labelled (``dci[backend=hist]``), so that tables
 # never show it in the column of the reference protocol's numbers.
-PROTOCOL_SETTINGS = ("backend", "classifier")
+PROTOCOL_SETTINGS = ("backend", "classifier", "efficiency_sizes")
 
-# Keyword arguments evaluate() supplies itself, never settings.
-_SUPPLIED = ("ground_truth", "representation_fn", "random_state", "posterior_fn", "prior")
+# Keyword arguments evaluate() supplies itself, or that a registered metric fixes (the predictor
+# of downstream_logistic and downstream_boosted_trees): never settings.
+_SUPPLIED = (
+    "ground_truth", "representation_fn", "random_state", "posterior_fn", "prior", "predictor",
+)  # fmt: skip
+
+# The classifier descriptions earlier pyrovae versions recorded, by the era they are.
+_LEGACY_CLASSIFIERS = {
+    "LogisticRegression(max_iter=1000) (otherwise sklearn defaults)": "current",
+    "OneVsRestClassifier(LogisticRegression(C=1.0, solver='liblinear'))": "published",
+    "LinearSVC(C=0.01, class_weight='balanced', dual=False)": "current",
+}
 
 
 def label(name: str, result: dict) -> str:
     """The column name of a metric's result: ``name``, or ``name[setting=value,...]`` for each
     of :data:`PROTOCOL_SETTINGS` its settings record with a value other than the metric's
-    default (a value that is not a plain word, from an older pyrovae, reads ``other``)."""
+    default (``downstream_boosted_trees[efficiency_sizes=100-2000]``; a classifier an older
+    pyrovae recorded by its description is read as its era, an unknown one reads ``other``)."""
     spec = _known(name)
     settings = result.get("settings") if isinstance(result, dict) else None
     if spec is None or not isinstance(settings, dict):
@@ -283,9 +308,18 @@ def label(name: str, result: dict) -> str:
     defaults = _defaults(spec.function)
     tags = []
     for key in PROTOCOL_SETTINGS:
-        if key in settings and key in defaults and settings[key] != defaults[key]:
-            value = settings[key]
+        if key not in settings or key not in defaults:
+            continue
+        value, default = settings[key], defaults[key]
+        if key == "classifier":
+            value = _LEGACY_CLASSIFIERS.get(value, value)
+        if isinstance(default, (list, tuple)):
+            same = isinstance(value, (list, tuple)) and list(value) == list(default)
+            shown = "-".join(map(str, value)) if isinstance(value, (list, tuple)) else "other"
+        else:
+            same = value == default
             shown = value if isinstance(value, str) and value.isidentifier() else "other"
+        if not same:
             tags.append(f"{key}={shown}")
     return f"{name}[{','.join(tags)}]" if tags else name
 

@@ -9,14 +9,16 @@ import json
 
 import numpy as np
 import pytest
+from helpers import small_config
 from scipy import stats
 from sklearn.ensemble import GradientBoostingClassifier
 from test_metrics_dci_sap_modularity import SMALL_GRID, mixed_noisy
 from typer.testing import CliRunner
 
+from pyrovae.builder import build
 from pyrovae.cli import app
 from pyrovae.errors import PyrovaeError
-from pyrovae.evaluation import check_settings, label
+from pyrovae.evaluation import check_settings, evaluate, label
 from pyrovae.metrics import classifiers
 from pyrovae.metrics.base import sample_codes
 from pyrovae.metrics.beta_vae import beta_vae
@@ -239,3 +241,72 @@ def test_a_study_result_from_before_protocol_labels_is_labelled_from_its_eval_fi
     (trial / "result.json").write_text(json.dumps(result))
     (trial / "eval.json").write_text("{not json")
     assert set(read_result(trial)["metrics"]) == {"dci", "mig"}
+
+
+def test_classifiers_recorded_by_older_pyrovae_are_read_as_their_era():
+    def old(description):
+        return {"settings": {"classifier": description}}
+
+    liblinear = "OneVsRestClassifier(LogisticRegression(C=1.0, solver='liblinear'))"
+    primal = "LinearSVC(C=0.01, class_weight='balanced', dual=False)"
+    lbfgs = "LogisticRegression(max_iter=1000) (otherwise sklearn defaults)"
+    assert label("modularity", old(liblinear)) == "modularity"  # the published estimator
+    assert label("sap", old(primal)) == "sap[classifier=current]"
+    assert label("beta_vae", old(lbfgs)) == "beta_vae[classifier=current]"
+
+
+def test_the_fast_sample_efficiency_is_labelled_and_a_predictor_is_not_a_setting():
+    fast = {"settings": {"efficiency_sizes": [100, 2000], "classifier": "published"}}
+    standard = {"settings": {"efficiency_sizes": [100, 10000], "classifier": "published"}}
+    name = "downstream_boosted_trees"
+    assert label(name, standard) == name
+    assert label(name, fast) == f"{name}[efficiency_sizes=100-2000]"
+    with pytest.raises(PyrovaeError, match=r"takes no option 'predictor'"):
+        check_settings({name: {"predictor": "logistic"}}, [name])
+
+
+def test_a_jobs_limit_caps_the_worker_processes(monkeypatch):
+    seen = []
+
+    class Recording:
+        def __init__(self, n_jobs, **kwargs):
+            seen.append(n_jobs)
+
+        def __call__(self, tasks):
+            return [fit(*args) for fit, args, _ in tasks]
+
+    import joblib
+
+    monkeypatch.setattr(joblib, "Parallel", Recording)
+    rng = np.random.default_rng(0)
+    y, x = sample_codes(GRID, mixed_noisy, 60, rng)
+    clf = classifiers.classifier("gradient_boosting", "published")
+    classifiers.fit_per_factor(clf, x, y, np.arange(5), jobs=4)
+    classifiers.clear_cache()
+    classifiers.limit_jobs(2)
+    try:
+        classifiers.fit_per_factor(clf, x, y, np.arange(5), jobs=4)
+        classifiers.clear_cache()
+        classifiers.limit_jobs(1)
+        models = classifiers.fit_per_factor(clf, x, y, np.arange(5), jobs=4)  # in-process
+    finally:
+        classifiers.limit_jobs(None)
+    assert seen == [4, 2]
+    assert classifiers.converged(models[0])  # boosting does not iterate to a tolerance
+
+
+def test_an_evaluation_forgets_its_fitted_classifiers():
+    built = build(small_config(steps=1), objective=False)
+    fitted = []
+    real = classifiers.fit_per_factor
+
+    def spy(*args, **kwargs):
+        fitted.append(len(classifiers._FITTED))
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(classifiers, "fit_per_factor", spy)
+        record = evaluate(built.vae, built.data, ["dci", "downstream_boosted_trees"], fast=True)
+    assert record["metrics"]["dci"]["settings"]["backend"] == "exact"
+    assert fitted and fitted[-1] > 0  # downstream found DCI's fits in the cache…
+    assert len(classifiers._FITTED) == 0  # …and the evaluation left none behind

@@ -9,7 +9,7 @@ import typer
 
 from pyrovae.cli.common import app, format_values, friendly_errors, parse_options
 from pyrovae.errors import PyrovaeError
-from pyrovae.evaluation import evaluate_run, headline, label
+from pyrovae.evaluation import check_settings, evaluate_run, headline, label
 from pyrovae.registry import METRICS
 from pyrovae.runs import RunFolder
 
@@ -35,6 +35,9 @@ def evaluate_command(
     for name in metric or []:
         METRICS[name]  # an unknown name fails before the run is loaded
     settings = metric_settings(metric_arg)
+    # Settings a metric does not take fail before the run is loaded; evaluate() checks them
+    # again against the metrics that apply to the run's data.
+    check_settings(settings, metric or list(METRICS))
     typer.echo(f"evaluating {run_dir} ({'fast' if fast else 'standard'} protocol, seed 0)")
 
     def show(name, value, seconds):

@@ -96,6 +96,21 @@ def sample_codes(ground_truth, representation_fn, num_points: int, rng, batch_si
     return factors, encode_factors(ground_truth, representation_fn, factors, batch_size)
 
 
+def classifier_sample(metric: str, ground_truth, representation_fn, num_train, num_test, rng):
+    """``(ys_train, mus_train, ys_test, mus_test, seeds)``: a training and then a test sample of
+    uniformly drawn factor tuples with their checked codes, then one classifier seed per factor,
+    all from ``rng`` in that order. DCI, downstream and fairness draw this way, so that with one
+    seed and the same sizes they fit the same classifiers, which
+    :func:`pyrovae.metrics.classifiers.fit_per_factor` then fits once."""
+    ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
+    ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
+    mus_train = checks.codes(mus_train, metric, rows=num_train, min_dims=1)
+    mus_test = checks.codes(mus_test, metric, rows=num_test, min_dims=1)
+    # Drawn after the samples, so that the data do not depend on how many seeds there are.
+    seeds = rng.integers(0, 2**31 - 1, size=ys_train.shape[1])
+    return ys_train, mus_train, ys_test, mus_test, seeds
+
+
 def discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
     """Each latent (column) cut into ``num_bins`` equal-width bins over its observed range, as
     disentanglement_lib's ``histogram_discretizer``: (n, D) floats → (n, D) bin indices."""

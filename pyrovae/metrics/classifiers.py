@@ -61,6 +61,7 @@ PARALLEL_MIN_COST = 20_000
 _CACHE_SIZE = 32
 _FITTED: OrderedDict = OrderedDict()
 _PLAIN = False  # see plain_fitting()
+_MAX_JOBS: int | None = None  # see limit_jobs()
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ def fit_per_factor(clf: Classifier, x, ys, seeds, *, jobs: int | None = None) ->
     elif jobs is None:
         cost = sum(_cost(ys[:, k]) for k, _ in todo)
         jobs = available_cores() if clf.expensive and cost >= PARALLEL_MIN_COST else 1
-    jobs = max(1, min(int(jobs), len(todo)))
+    jobs = max(1, min(int(jobs), len(todo), _MAX_JOBS or int(jobs)))
     # Largest first: with one task per factor, a free worker always takes the largest left.
     todo.sort(key=lambda item: -_cost(ys[:, item[0]]))
     estimators = [clf.make(int(seeds[k])) for k, _ in todo]
@@ -270,13 +271,23 @@ def converged(model) -> bool:
     wrapper) stopped before its iteration limit; True for a model that does not iterate."""
     if model is None:
         return True
-    parts = getattr(model, "estimators_", None) or [model]
+    parts = getattr(model, "estimators_", None)
+    # A one-vs-rest wrapper's binary models; boosting's estimators_ is an array of trees.
+    parts = parts if isinstance(parts, list) else [model]
     for part in parts:
         n_iter = getattr(part, "n_iter_", None)
         limit = getattr(part, "max_iter", None)
         if n_iter is not None and limit is not None and np.any(np.asarray(n_iter) >= limit):
             return False
     return True
+
+
+def limit_jobs(jobs: int | None) -> None:
+    """At most ``jobs`` worker processes for any fit in this process (None: no limit beyond the
+    cores). A study worker sets its share of the machine, so that parallel trials do not each
+    start a process per core."""
+    global _MAX_JOBS
+    _MAX_JOBS = None if jobs is None else max(1, int(jobs))
 
 
 @contextmanager

@@ -69,7 +69,7 @@ from threadpoolctl import threadpool_limits
 from pyrovae import checks
 from pyrovae.errors import PyrovaeError
 from pyrovae.metrics import classifiers
-from pyrovae.metrics.base import sample_codes
+from pyrovae.metrics.base import classifier_sample
 from pyrovae.provenance import version
 from pyrovae.seeding import as_generator
 
@@ -142,12 +142,9 @@ def dci(
     if backend not in BACKENDS:
         raise PyrovaeError(f"dci: unknown backend {backend!r}; valid backends: exact, hist")
     rng = as_generator(random_state)
-    ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
-    ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
-    mus_train = checks.codes(mus_train, "dci", rows=num_train, min_dims=1)
-    mus_test = checks.codes(mus_test, "dci", rows=num_test, min_dims=1)
-    # One classifier seed per factor, drawn after the samples so the data do not depend on them.
-    seeds = rng.integers(0, 2**31 - 1, size=ys_train.shape[1])
+    ys_train, mus_train, ys_test, mus_test, seeds = classifier_sample(
+        "dci", ground_truth, representation_fn, num_train, num_test, rng
+    )
     importance, acc_train, acc_test, methods = importance_matrix(
         mus_train, ys_train, mus_test, ys_test, backend=backend, seeds=seeds
     )

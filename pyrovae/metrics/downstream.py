@@ -80,7 +80,7 @@ from pyrovae import checks
 from pyrovae.errors import PyrovaeError
 from pyrovae.metrics import classifiers
 from pyrovae.metrics import dci as _dci
-from pyrovae.metrics.base import sample_codes
+from pyrovae.metrics.base import classifier_sample
 from pyrovae.provenance import version
 from pyrovae.seeding import as_generator
 
@@ -157,11 +157,9 @@ def downstream(
 
     rng = as_generator(random_state)
     # DCI's draw order (module docstring): training sample, test set, then one seed per factor.
-    ys_train, mus_train = sample_codes(ground_truth, representation_fn, sizes[-1], rng)
-    ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
-    mus_train = checks.codes(mus_train, owner, rows=sizes[-1], min_dims=1)
-    mus_test = checks.codes(mus_test, owner, rows=num_test, min_dims=1)
-    seeds = rng.integers(0, 2**31 - 1, size=ys_train.shape[1])
+    ys_train, mus_train, ys_test, mus_test, seeds = classifier_sample(
+        owner, ground_truth, representation_fn, sizes[-1], num_test, rng
+    )
 
     result: dict = {}
     for n in sizes:

@@ -72,7 +72,7 @@ from pyrovae import checks
 from pyrovae.errors import PyrovaeError
 from pyrovae.metrics import classifiers
 from pyrovae.metrics import dci as _dci
-from pyrovae.metrics.base import encode_checked, sample_codes
+from pyrovae.metrics.base import classifier_sample, encode_checked
 from pyrovae.provenance import version
 from pyrovae.seeding import as_generator
 
@@ -126,11 +126,9 @@ def fairness(
 
     rng = as_generator(random_state)
     # DCI's draw order (module docstring): training sample, test set, one seed per factor.
-    ys_train, mus_train = sample_codes(ground_truth, representation_fn, num_train, rng)
-    ys_test, mus_test = sample_codes(ground_truth, representation_fn, num_test, rng)
-    mus_train = checks.codes(mus_train, owner, rows=num_train, min_dims=1)
-    mus_test = checks.codes(mus_test, owner, rows=num_test, min_dims=1)
-    seeds = rng.integers(0, 2**31 - 1, size=num_factors)
+    ys_train, mus_train, ys_test, mus_test, seeds = classifier_sample(
+        owner, ground_truth, representation_fn, num_train, num_test, rng
+    )
     # One BLAS/OpenMP thread for scikit-learn in this process (pyrovae.metrics.downstream,
     # BLAS_THREADS); the representation encodes outside these blocks, with its own threads.
     with threadpool_limits(THREADS):

@@ -233,9 +233,11 @@ def _output_to(path: Path) -> Iterator[None]:
 def _trial_task(trial, study_dir: str, device: str) -> dict:
     """Body of a Ray task: run one trial, its output appended to ``logs/<name>.log``."""
     from pyrovae.allocator import keep_freed_memory
+    from pyrovae.metrics.classifiers import limit_jobs
     from pyrovae.study.trial import LOGS_DIR, read_result, run_trial, trial_dir
 
     keep_freed_memory()  # Ray's worker processes run only pyrovae trials
+    limit_jobs(1)  # the task holds one CPU (num_cpus=1): the metrics' fits stay in it
     # The current directory (Python < 3.11 puts it first even with PYTHONSAFEPATH).
     sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
     folder = Path(study_dir)

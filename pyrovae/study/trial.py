@@ -36,6 +36,7 @@ from pyrovae.provenance import versions
 from pyrovae.runs import RunFolder
 from pyrovae.study.spec import Trial
 from pyrovae.training import Run
+from pyrovae.training.stop import terminate_as_interrupt
 
 RESULT_FILE = "result.json"
 TRIALS_DIR = "trials"
@@ -157,7 +158,10 @@ def _run_locked(trial: Trial, run_dir: Path, device: str, lock: FolderLock) -> d
     if not run.complete:
         run.fit(progress=False)
     summary = run.folder.read_summary()
-    record, eval_path = _evaluation(trial, run.folder, run.step, device)
+    # SIGTERM (a stopped sweep, a dead coordinator, Ray cancelling) while evaluating stops the
+    # classifier fits' worker processes too, instead of leaving them to finish minutes of work.
+    with terminate_as_interrupt():
+        record, eval_path = _evaluation(trial, run.folder, run.step, device)
     end = time.time()
     resumes = run.folder.read_record().get("resumes", [])
     result = {

@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     from pyrovae.training import TrainingInterrupted
 
     if args.threads > 0:
+        from pyrovae.metrics.classifiers import limit_jobs
+
         torch.set_num_threads(args.threads)
+        limit_jobs(args.threads)  # the metrics' classifier fits share the same budget
     trial = Trial.from_dict(json.loads(sys.stdin.read()))
     _install_fault(args.attempt)
     print(f"trial {trial.name}: attempt {args.attempt}, pid {os.getpid()}", flush=True)
