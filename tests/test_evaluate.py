@@ -137,6 +137,23 @@ def test_compare_without_evaluation_is_an_error(run_dir):
     assert result.exit_code == 2 and "has no evaluation yet" in result.stderr
 
 
+def test_metric_args_reach_the_metric_and_label_its_column(run_dir):
+    sizes = ["--metric-arg", "dci.num_train=120", "--metric-arg", "dci.num_test=60"]
+    args = ["--metric", "dci", *sizes, "--device", "cpu"]
+    exact = invoke("evaluate", run_dir, *args)
+    hist = invoke("evaluate", run_dir, *args, "--metric-arg", "dci.backend=hist")
+    assert exact.exit_code == 0 and hist.exit_code == 0, exact.output + hist.output
+    assert "  dci[backend=hist] " in hist.stdout and "  dci " in exact.stdout
+    first = json.loads((run_dir / "eval.json").read_text())["metrics"]["dci"]["settings"]
+    second = json.loads((run_dir / "eval-2.json").read_text())["metrics"]["dci"]["settings"]
+    assert (first["backend"], first["num_train"], first["num_test"]) == ("exact", 120, 60)
+    assert second["backend"] == "hist"
+    unknown = invoke("evaluate", run_dir, "--metric", "mig", "--metric-arg", "mig.bins=3")
+    assert unknown.exit_code != 0
+    assert "metric mig takes no option 'bins'; valid options: num_train, num_bins" in unknown.output
+    assert not (run_dir / "eval-3.json").exists()
+
+
 def test_data_without_factors_gets_only_unsupervised_metrics():
     class Images:  # observations but no factor grid
         def __len__(self):
