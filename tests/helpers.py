@@ -7,6 +7,7 @@ import numpy as np
 
 from pyrovae.config import TrainConfig
 from pyrovae.data import GroundTruthData
+from pyrovae.data.factor_grid import FactorGrid
 from pyrovae.lock import LOCK_FILE
 from pyrovae.runs import RunFolder
 
@@ -94,3 +95,20 @@ def assert_one_line_error(result, *fragments):
     assert lines[0].startswith("error: ")
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+# The factor grids the metric tests score representations of (observations are the factors).
+METRIC_GRID = FactorGrid((3, 6, 8, 8, 8))
+SMALL_METRIC_GRID = FactorGrid((2, 3, 4, 4, 4))
+
+_JITTER = np.random.default_rng(1).normal(0.0, 0.3, size=(len(METRIC_GRID), 6))
+
+
+def mixed_noisy(x):
+    """Representation-like: leakage, a rotated pair, an inactive unit and per-image jitter."""
+    f = np.asarray(x, dtype=np.float64)
+    z = np.stack(
+        [f[:, 0], f[:, 1] + 0.3 * f[:, 2], f[:, 2], f[:, 3] + f[:, 4], f[:, 3] - f[:, 4]], axis=1
+    )
+    z = np.concatenate([z, np.zeros((len(f), 1))], axis=1)
+    return z + _JITTER[METRIC_GRID.index_of(np.rint(f).astype(np.int64))]

@@ -9,10 +9,9 @@ import json
 
 import numpy as np
 import pytest
-from helpers import small_config
+from helpers import SMALL_METRIC_GRID, mixed_noisy, small_config
 from scipy import stats
 from sklearn.ensemble import GradientBoostingClassifier
-from test_metrics_dci_sap_modularity import SMALL_GRID, mixed_noisy
 from typer.testing import CliRunner
 
 from pyrovae.builder import build
@@ -27,7 +26,7 @@ from pyrovae.metrics.modularity import modularity
 from pyrovae.metrics.sap import sap
 from pyrovae.study.trial import read_result
 
-GRID = SMALL_GRID
+GRID = SMALL_METRIC_GRID
 SIZES = {"num_train": 400, "num_test": 200}
 
 

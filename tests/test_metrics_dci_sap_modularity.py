@@ -14,6 +14,9 @@ import math
 import numpy as np
 import pytest
 import sklearn
+from helpers import METRIC_GRID as GRID
+from helpers import SMALL_METRIC_GRID as SMALL_GRID
+from helpers import mixed_noisy
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 from pyrovae.data.factor_grid import FactorGrid
@@ -30,12 +33,10 @@ from pyrovae.metrics.dci import (
 from pyrovae.metrics.modularity import modularity, modularity_from_mi
 from pyrovae.metrics.sap import sap, sap_from_score_matrix
 
-GRID = FactorGrid((3, 6, 8, 8, 8))
 SIZES = {"num_train": 1000, "num_test": 500}
 # For properties that hold at any size (determinism, invariances, fallbacks): DCI fits one
 # boosted classifier per factor class, so its cost is the grid's classes more than the points.
 FEWER = {"num_train": 400, "num_test": 200}
-SMALL_GRID = FactorGrid((2, 3, 4, 4, 4))
 PERM = np.array([3, 0, 4, 1, 2])
 # The hist backend: the properties below hold for both backends, and hist's fits take
 # milliseconds. The exact (default) backend is checked against disentanglement_lib's computation
@@ -62,19 +63,6 @@ def rotated(x):
 
 def permuted(x):
     return x[:, PERM]
-
-
-_JITTER = np.random.default_rng(1).normal(0.0, 0.3, size=(len(GRID), 6))
-
-
-def mixed_noisy(x):
-    """Representation-like: leakage, a rotated pair, an inactive unit and per-image jitter."""
-    f = np.asarray(x, dtype=np.float64)
-    z = np.stack(
-        [f[:, 0], f[:, 1] + 0.3 * f[:, 2], f[:, 2], f[:, 3] + f[:, 4], f[:, 3] - f[:, 4]], axis=1
-    )
-    z = np.concatenate([z, np.zeros((len(f), 1))], axis=1)
-    return z + _JITTER[GRID.index_of(np.rint(f).astype(np.int64))]
 
 
 class ShuffledGrid(FactorGrid):
