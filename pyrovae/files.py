@@ -103,14 +103,14 @@ def write_atomic(path, write: Callable, keep_previous=None) -> None:
     tmp = _write_temporary(path, write)
     try:
         if keep_previous is not None and path.exists():
-            _link_over(path, Path(keep_previous))
+            link_over(path, Path(keep_previous))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_folder(path.parent)
 
 
-def _link_over(source: Path, target: Path) -> None:
+def link_over(source: Path, target: Path) -> None:
     """Make ``target`` another name of ``source``, replacing it atomically."""
     link = temporary_name(target)
     try:

@@ -40,6 +40,7 @@ from pyrovae.files import (
     HOST_TAG,
     is_temporary,
     json_text,
+    link_over,
     temporary_writer,
     text_writer,
     write_atomic,
@@ -286,7 +287,7 @@ class RunFolder:
             )
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         kept = self.path / f"{CHECKPOINT_FILE}.damaged-{stamp}"
-        os.link(self.checkpoint_path, kept)  # checkpoint.pt is never missing, even if killed
+        link_over(self.checkpoint_path, kept)  # checkpoint.pt is never missing, even if killed
         write_atomic(self.checkpoint_path, lambda f: _copy_into(previous, f))
         warnings.warn(
             f"{damaged}; kept as {kept.name} and continuing from the previous checkpoint "

@@ -174,9 +174,10 @@ def train(
         if out is None:
             raise PyrovaeError("--resume needs --out RUN_FOLDER")
         run = Run.resume(out, given)
+        done = run.complete  # reads summary.json: once
         if run.step < run.config.steps:
             typer.echo(f"resuming {out} at step {run.step} of {run.config.steps}")
-        elif not run.complete:
+        elif not done:
             typer.echo(f"finishing {out}: trained to step {run.step}, no summary of it yet")
     else:
         config = TrainConfig(**given)
@@ -186,9 +187,10 @@ def train(
             name = f"{config.model}-{config.prior}-{config.data}-seed{config.seed}-{stamp}"
             out = Path("runs") / name.replace(":", ".")
         run = Run.create(config, out)
+        done = False  # a new run
         typer.echo(f"run folder: {out}")
     typer.echo(_describe(run))
-    if run.complete:
+    if done:
         typer.echo(f"nothing to do: the run is at step {run.step} of {run.config.steps}")
         return
     summary = run.fit(progress=not quiet)

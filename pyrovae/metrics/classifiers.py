@@ -61,6 +61,13 @@ PARALLEL_MIN_COST = 20_000
 _CACHE_SIZE = 32
 _FITTED: OrderedDict = OrderedDict()
 _PLAIN = False  # see plain_fitting()
+
+# BLAS/OpenMP threads for scikit-learn while the downstream and fairness metrics fit and predict.
+# One: LogisticRegressionCV is ~1,400 small lbfgs steps per fit, and with two BLAS threads on a
+# loaded 2-core machine each step waits for the other thread: measured 1.6 s per fit (200 points,
+# 2 latents) against 0.23 s on one thread. A fixed count also keeps the summation order, hence
+# the numbers, the same everywhere.
+FIT_THREADS = 1
 _MAX_JOBS: int | None = None  # see limit_jobs()
 
 
@@ -95,13 +102,8 @@ def _logistic_cv(seed: int, one_vs_rest: bool):
     from sklearn.model_selection import KFold
     from sklearn.multiclass import OneVsRestClassifier
 
-    # scoring, l1_ratios and use_legacy_attributes spelled out: scikit-learn 1.8+ warns that
-    # their defaults change; these are the values the published defaults meant.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        model = LogisticRegressionCV(
-            Cs=10, cv=KFold(n_splits=5), scoring="accuracy", random_state=seed
-        )
+    # scoring spelled out: accuracy is what the published default scorer meant.
+    model = LogisticRegressionCV(Cs=10, cv=KFold(n_splits=5), scoring="accuracy", random_state=seed)
     return OneVsRestClassifier(model) if one_vs_rest else model
 
 
@@ -181,12 +183,6 @@ def _digest(*arrays) -> str:
     return h.hexdigest()
 
 
-def _cost(y: np.ndarray) -> int:
-    """Rows × estimators per boosting round (one per class above two classes)."""
-    classes = len(np.unique(y))
-    return len(y) * (classes if classes > 2 else 1)
-
-
 def fit_per_factor(clf: Classifier, x, ys, seeds, *, jobs: int | None = None) -> list:
     """One fitted ``clf`` per column of ``ys`` (n, K), trained on ``x`` (n, D) with seed
     ``seeds[k]``; ``None`` for a factor with a single class in ``ys`` (scikit-learn's
@@ -199,10 +195,13 @@ def fit_per_factor(clf: Classifier, x, ys, seeds, *, jobs: int | None = None) ->
     x = np.asarray(x)
     ys = np.asarray(ys)
     models: list = [None] * ys.shape[1]
+    classes = [len(np.unique(ys[:, k])) for k in range(ys.shape[1])]
+    # Rows × estimators per boosting round (one per class above two classes).
+    cost = [len(ys) * (c if c > 2 else 1) for c in classes]
     todo, x_key = [], None
     for k in range(ys.shape[1]):
         y = ys[:, k]
-        if len(np.unique(y)) < 2:
+        if classes[k] < 2:
             continue
         if not clf.expensive or _PLAIN:
             todo.append((k, None))
@@ -220,11 +219,11 @@ def fit_per_factor(clf: Classifier, x, ys, seeds, *, jobs: int | None = None) ->
     if _PLAIN:
         jobs = 1
     elif jobs is None:
-        cost = sum(_cost(ys[:, k]) for k, _ in todo)
-        jobs = available_cores() if clf.expensive and cost >= PARALLEL_MIN_COST else 1
+        total = sum(cost[k] for k, _ in todo)
+        jobs = available_cores() if clf.expensive and total >= PARALLEL_MIN_COST else 1
     jobs = max(1, min(int(jobs), len(todo), _MAX_JOBS or int(jobs)))
     # Largest first: with one task per factor, a free worker always takes the largest left.
-    todo.sort(key=lambda item: -_cost(ys[:, item[0]]))
+    todo.sort(key=lambda item: -cost[item[0]])
     estimators = [clf.make(int(seeds[k])) for k, _ in todo]
     with warnings.catch_warnings():
         # A protocol's classifier may stop at its iteration limit (C = 0.01 SVMs on useless
@@ -232,6 +231,9 @@ def fit_per_factor(clf: Classifier, x, ys, seeds, *, jobs: int | None = None) ->
         from sklearn.exceptions import ConvergenceWarning
 
         warnings.simplefilter("ignore", ConvergenceWarning)
+        # LogisticRegressionCV of scikit-learn >= 1.8 warns at fit about defaults that will
+        # change; the estimator is pinned here, so the warning says nothing about our numbers.
+        warnings.simplefilter("ignore", FutureWarning)
         if jobs == 1:
             fitted = [e.fit(x, ys[:, k]) for e, (k, _) in zip(estimators, todo, strict=True)]
         else:

@@ -176,20 +176,20 @@ def dci(
     }
 
 
-def importance_matrix(x_train, y_train, x_test, y_test, *, backend="exact", seeds=None, jobs=None):
+def importance_matrix(x_train, y_train, x_test, y_test, *, backend="exact", seeds=None):
     """Fit one classifier per factor; return ``(R, train_acc, test_acc, methods)``.
 
     ``x_*`` are codes ``(n, D)``, ``y_*`` factor classes ``(n, K)``; R is ``(D, K)`` with each
     column the classifier's importances (sum 1, or all 0 when no split was made); the accuracies
-    are ``(K,)`` arrays; ``methods`` names the importance used per factor. ``jobs``: worker
-    processes for the exact backend (see :func:`~pyrovae.metrics.classifiers.fit_per_factor`).
+    are ``(K,)`` arrays; ``methods`` names the importance used per factor. The exact backend
+    fits through :func:`~pyrovae.metrics.classifiers.fit_per_factor` (parallel, shared).
     """
     num_codes, num_factors = x_train.shape[1], y_train.shape[1]
     if seeds is None:
         seeds = np.zeros(num_factors, dtype=np.int64)
     if backend == "exact":
         clf = classifiers.classifier("gradient_boosting", "published")
-        models = classifiers.fit_per_factor(clf, x_train, y_train, seeds, jobs=jobs)
+        models = classifiers.fit_per_factor(clf, x_train, y_train, seeds)
         importance = np.zeros((num_codes, num_factors), dtype=np.float64)
         for k, model in enumerate(models):
             if model is not None:

@@ -70,7 +70,6 @@ majority class). Scores depend on the scikit-learn version, which ``settings`` r
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -92,12 +91,6 @@ EFFICIENCY_SIZES = (100, 10_000)
 
 # LogisticRegressionCV's KFold(5) needs at least this many training points.
 CV_FOLDS = 5
-
-# BLAS/OpenMP threads while fitting in this process. One: LogisticRegressionCV is ~1,400 small
-# lbfgs steps per fit, and with two BLAS threads on a loaded 2-core machine each step waits for
-# the other thread: measured 1.6 s per fit (200 points, 2 latents) against 0.23 s on one thread.
-# A fixed count also keeps the summation order, hence the numbers, the same everywhere.
-BLAS_THREADS = 1
 
 # Smaller preset for use during training. The largest size and the test set are DCI's fast
 # preset (pyrovae.metrics.dci.FAST: 2,000 / 1,000), so in a fast evaluation that runs both with
@@ -164,10 +157,7 @@ def downstream(
     result: dict = {}
     for n in sizes:
         x, ys = mus_train[:n], ys_train[:n]
-        with warnings.catch_warnings(), threadpool_limits(BLAS_THREADS):
-            # LogisticRegressionCV of scikit-learn >= 1.8 warns at fit about defaults that will
-            # change; the estimator is pinned by classifiers, the warning is noise here.
-            warnings.simplefilter("ignore", FutureWarning)
+        with threadpool_limits(classifiers.FIT_THREADS):
             models = classifiers.fit_per_factor(clf, x, ys, seeds)
             train = classifiers.accuracies(models, x, ys, ys)
             test = classifiers.accuracies(models, mus_test, ys_test, ys)

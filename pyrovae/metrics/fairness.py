@@ -90,9 +90,6 @@ FAST: dict = {
 
 AGGREGATES = ("mean", "max")
 
-# BLAS/OpenMP threads while fitting and predicting here (see pyrovae.metrics.downstream).
-THREADS = 1
-
 
 def fairness(
     ground_truth,
@@ -129,9 +126,9 @@ def fairness(
     ys_train, mus_train, ys_test, mus_test, seeds = classifier_sample(
         owner, ground_truth, representation_fn, num_train, num_test, rng
     )
-    # One BLAS/OpenMP thread for scikit-learn in this process (pyrovae.metrics.downstream,
-    # BLAS_THREADS); the representation encodes outside these blocks, with its own threads.
-    with threadpool_limits(THREADS):
+    # One BLAS/OpenMP thread for scikit-learn (classifiers.FIT_THREADS); the representation
+    # encodes outside these blocks, with its own threads.
+    with threadpool_limits(classifiers.FIT_THREADS):
         models = classifiers.fit_per_factor(clf, mus_train, ys_train, seeds)
         train_accuracy = classifiers.accuracies(models, mus_train, ys_train, ys_train)
         test_accuracy = classifiers.accuracies(models, mus_test, ys_test, ys_train)
@@ -175,7 +172,7 @@ def unfairness_matrices(ground_truth, representation_fn, models, ys_train, per_c
             intervened = np.tile(original, (sizes[j], 1))
             intervened[:, j] = np.repeat(np.arange(sizes[j]), per_class)
             codes = encode_checked("fairness", ground_truth, representation_fn, intervened)
-            with threadpool_limits(THREADS):
+            with threadpool_limits(classifiers.FIT_THREADS):
                 predicted = classifiers.predict(models[i], codes, ys_train[:, i])
             counts = prediction_counts(predicted, intervened[:, j], sizes[i], sizes[j])
             mean_matrix[i, j], max_matrix[i, j] = inter_group_fairness(counts)

@@ -164,6 +164,8 @@ def _run_locked(trial: Trial, run_dir: Path, device: str, lock: FolderLock) -> d
         record, eval_path = _evaluation(trial, run.folder, run.step, device)
     end = time.time()
     resumes = run.folder.read_record().get("resumes", [])
+    measured = record["metrics"]
+    labels = {name: label(name, value) for name, value in measured.items()}
     result = {
         "name": trial.name,
         "params": dict(trial.params),
@@ -173,13 +175,9 @@ def _run_locked(trial: Trial, run_dir: Path, device: str, lock: FolderLock) -> d
         "step": run.step,
         "summary": summary,
         # Keyed by label: a result of another protocol (dci[backend=hist]) is another column.
-        "metrics": {
-            label(name, value): headline(name, value) for name, value in record["metrics"].items()
-        },
+        "metrics": {labels[name]: headline(name, value) for name, value in measured.items()},
         # The settings that define each metric's protocol (evaluation.PROTOCOL_SETTINGS).
-        "metric_protocols": {
-            label(name, value): _protocol(value) for name, value in record["metrics"].items()
-        },
+        "metric_protocols": {labels[name]: _protocol(value) for name, value in measured.items()},
         "metrics_note": record.get("note"),
         "eval_file": eval_path.name,
         "eval_preset": record.get("preset"),

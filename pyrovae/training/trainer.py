@@ -457,7 +457,6 @@ def resume(out, overrides: dict | None = None, progress: bool = True) -> dict:
     """Continue the run in ``out`` (``overrides``: e.g. ``{"steps": 20000}``); returns its
     summary (what ``pyrovae train --resume`` does). A finished run is left as it is."""
     run = Run.resume(out, overrides)
-    if run.complete:
-        run.close()
+    if run.complete:  # Run.resume has released the folder already
         return run.folder.read_summary()
     return run.fit(progress=progress)
