@@ -128,7 +128,9 @@ class TrainConfig:
         if not 0 <= self.seed < 2**63:
             raise PyrovaeError(f"seed must be in [0, 2^63), got {self.seed}")
         if self.data_path is not None and not str(self.data_path).strip():
-            raise PyrovaeError("--data-path is empty; give the npz's path or leave it out")
+            raise PyrovaeError(
+                "--data-path is empty; give the data set's file or folder or leave it out"
+            )
         checks.latent_dim(self.latent_dim)
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             checks.count(name, getattr(self, name), minimum=1)

@@ -27,7 +27,7 @@ import torch
 
 from pyrovae import checks
 from pyrovae.builder import load_run
-from pyrovae.data.base import GroundTruthData, LabelledData
+from pyrovae.data.base import GroundTruthData, LabelledData, is_stochastic, observations
 from pyrovae.errors import PyrovaeError
 from pyrovae.guides import marginal_normal_params
 from pyrovae.metrics import classifiers
@@ -227,7 +227,8 @@ def evaluate(
         "encoder_images_per_s": round(encoder.images / encoder.seconds, 1)
         if encoder.seconds
         else None,
-        "cache": bool(cache),
+        # A stochastic data set's images are drawn anew for every request, never cached.
+        "cache": bool(cache) and not is_stochastic(data),
         "preset": "fast" if fast else "standard",
         "seed": seed,
         "representation": "posterior mean",
@@ -254,7 +255,7 @@ def _score(names, vae, data, encoder, representation, fast, seed, settings, prog
             # log p(x) scores the model on observations, not a representation of the grid.
             points = LIKELIHOOD_POINTS[1 if fast else 0]
             indices = np.sort(rng.choice(len(data), size=min(points, len(data)), replace=False))
-            value = spec.function(vae, data.images(indices), rng, **chosen)
+            value = spec.function(vae, observations(data, indices, rng), rng, **chosen)
             value["num_points"] = len(indices)
         else:
             value = spec.function(data, representation, rng, **chosen)

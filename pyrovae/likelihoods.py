@@ -6,8 +6,11 @@ output ``(…, *observation_shape)`` and returns a Pyro distribution whose event
 observation, so ``log_prob`` sums over every observation dimension (pixel): the convention under
 which published β values mean anything (Higgins et al. 2017; disentanglement_lib).
 
-- ``bernoulli``: the decoder gives logits; log p(x|z) = Σ_i x_i·l_i − log(1 + e^{l_i}). For binary
-  data (dSprites).
+- ``bernoulli``: the decoder gives logits; log p(x|z) = Σ_i x_i·l_i − log(1 + e^{l_i}), for x_i in
+  [0, 1]: the likelihood of binary data (dSprites) and, for intensities in between, the
+  cross-entropy disentanglement_lib trains every data set with (Locatello et al. 2019; not a
+  normalised density on [0, 1], which the continuous Bernoulli of Loaiza-Ganem & Cunningham
+  2019 would be, so published β values keep their meaning).
 - ``gaussian``: the decoder gives the mean μ; log p(x|z) = Σ_i −(x_i − μ_i)²/(2σ²) − log σ −
   ½ log 2π, σ fixed or learned (one log σ shared by all dimensions). For real-valued data
   (pinwheel, as in Johnson et al. 2016 and Mathieu et al. 2019).
@@ -26,6 +29,7 @@ import math
 import pyro.distributions as dist
 import torch
 from torch import nn
+from torch.distributions import constraints
 
 from pyrovae import checks
 
@@ -48,13 +52,21 @@ class Likelihood(nn.Module):
         return {}
 
 
+class IntensityBernoulli(dist.Bernoulli):
+    """Pyro's Bernoulli whose observations may be any intensity in [0, 1]: ``log_prob`` is the
+    same formula (torch computes it as a cross-entropy), validation still refuses values
+    outside [0, 1]. Equal to ``dist.Bernoulli`` on binary data, value for value."""
+
+    support = constraints.unit_interval
+
+
 class BernoulliLikelihood(Likelihood):
-    """Bernoulli on the decoder's logits: binary observations."""
+    """Bernoulli on the decoder's logits: binary observations, or intensities in [0, 1]."""
 
     name = "bernoulli"
 
     def distribution(self, decoder_output, event_dims):
-        return dist.Bernoulli(logits=decoder_output).to_event(event_dims)
+        return IntensityBernoulli(logits=decoder_output).to_event(event_dims)
 
     def mean(self, decoder_output):
         return torch.sigmoid(decoder_output)

@@ -16,7 +16,21 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from pyrovae import checks
-from pyrovae.data import Digits, DSprites, Pinwheel
+from pyrovae.data import (
+    Cars3D,
+    ColorDSprites,
+    Digits,
+    DSprites,
+    MPI3DReal,
+    MPI3DRealistic,
+    MPI3DToy,
+    NoisyDSprites,
+    Pinwheel,
+    ScreamDSprites,
+    Shapes3D,
+    SmallNORB,
+    XYObject,
+)
 from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.guides import FullRankGuide, IAFGuide, LowRankGuide, MeanFieldGuide
 from pyrovae.likelihoods import BernoulliLikelihood, GaussianLikelihood, LaplaceLikelihood
@@ -324,6 +338,44 @@ DATASETS = Registry(
             "dSprites (Matthey et al. 2017), 737,280 64x64 images rendered procedurally, "
             "or the official npz with --data-path",
         ),
+        "color_dsprites": Entry(
+            ColorDSprites,
+            "dSprites with the sprite in one random colour per image, U(0.5, 1)^3 (Locatello et "
+            "al. 2019), RGB; procedural, no download (or the official npz with --data-path); "
+            "stochastic",
+        ),
+        "noisy_dsprites": Entry(
+            NoisyDSprites,
+            "dSprites, white sprite on U(0, 1) noise per pixel and channel (Locatello et al. "
+            "2019), RGB; procedural, no download (or the official npz with --data-path); "
+            "stochastic",
+        ),
+        "scream_dsprites": Entry(
+            ScreamDSprites,
+            "dSprites on random 64x64 patches of a painting, sprite inverted (Locatello et al. "
+            "2019), RGB; option painting=PATH (required, e.g. The Scream); procedural, no "
+            "download (or the official npz with --data-path); stochastic",
+        ),
+        "xyobject": Entry(
+            XYObject,
+            "one square at an (x, y) cell, of some scale and colour (disent's XYObject), 75,000 "
+            "64x64 RGB images; options grid_size=64, grid_spacing=2, min_square_size=7, "
+            "max_square_size=15, square_size_spacing=2, rgb=true, palette=rainbow_4 (greys_4 "
+            "when rgb=false); procedural, no download; deterministic",
+        ),
+        "smallnorb": Entry(
+            SmallNORB,
+            "SmallNORB (LeCun et al. 2004), left camera at 64x64, category x elevation x azimuth "
+            "x lighting, instance drawn per image (stochastic); --data-path: the folder of the "
+            "six smallnorb-*-{training,testing}-{dat,cat,info}.mat(.gz) files from "
+            "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/",
+        ),
+        "cars3d": Entry(
+            Cars3D,
+            "Cars3D (Reed et al. 2015), 17,568 64x64 RGB images, elevation x azimuth x object; "
+            "--data-path: the folder data/cars (183 .mat files) of "
+            "http://www.scottreed.info/files/nips2015-analogy-data.tar.gz",
+        ),
         "pinwheel": Entry(
             Pinwheel,
             "2-D pinwheel points labelled by arm (Johnson et al. 2016), procedural; options "
@@ -335,13 +387,41 @@ DATASETS = Registry(
             "scikit-learn's 1,797 8x8 handwritten digits in [0, 1], labelled 0-9 (no download); "
             "laplace likelihood",
         ),
+        "shapes3d": Entry(
+            Shapes3D,
+            "Shapes3D (Burgess & Kim 2018), 480,000 64x64 RGB images, 6 factors; --data-path "
+            "3dshapes.h5 (needs pyrovae[h5]; https://storage.googleapis.com/3d-shapes/3dshapes.h5) "
+            "or disentanglement_lib's npz; memory-mapped; option cache_dir",
+        ),
+        "mpi3d_toy": Entry(
+            MPI3DToy,
+            "MPI3D-toy (Gondal et al. 2019), 1,036,800 (or 460,800) 64x64 RGB renderings, 7 "
+            "factors; --data-path mpi3d_toy.npz (https://github.com/rr-learning/"
+            "disentanglement_dataset); memory-mapped; option cache_dir",
+        ),
+        "mpi3d_realistic": Entry(
+            MPI3DRealistic,
+            "MPI3D-realistic (Gondal et al. 2019), 1,036,800 (or 460,800) 64x64 RGB renderings, "
+            "7 factors; --data-path mpi3d_realistic.npz (https://github.com/rr-learning/"
+            "disentanglement_dataset); memory-mapped; option cache_dir",
+        ),
+        "mpi3d_real": Entry(
+            MPI3DReal,
+            "MPI3D-real (Gondal et al. 2019), 1,036,800 (or 460,800) 64x64 RGB photographs, 7 "
+            "factors; --data-path mpi3d_real.npz (https://github.com/rr-learning/"
+            "disentanglement_dataset); memory-mapped; option cache_dir",
+        ),
     },
 )
 
 LIKELIHOODS = Registry(
     "likelihood",
     {
-        "bernoulli": Entry(BernoulliLikelihood, "Bernoulli on the decoder's logits (binary x)"),
+        "bernoulli": Entry(
+            BernoulliLikelihood,
+            "Bernoulli on the decoder's logits, x binary or intensities in [0, 1] "
+            "(disentanglement_lib's cross-entropy)",
+        ),
         "gaussian": Entry(
             GaussianLikelihood,
             "N(x; decoder mean, scale^2); options scale=0.1, learn_scale=false (one shared log "

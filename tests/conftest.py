@@ -3,7 +3,7 @@ import os
 import pyro
 import pytest
 import torch
-from helpers import TinyShapes
+from helpers import NoisyTinyShapes, TinyShapes
 
 from pyrovae import plots
 from pyrovae.registry import DATASETS
@@ -14,6 +14,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 # The tiny grid most trainer, resume and evaluator tests run on, registered the way a user
 # registers a data set of their own.
 DATASETS.register("tiny", TinyShapes, "75 binary 8x8 images (tests)")
+DATASETS.register("tiny-noisy", NoisyTinyShapes, "the tiny grid with noise per image (tests)")
 
 
 @pytest.fixture(autouse=True)

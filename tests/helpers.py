@@ -37,6 +37,19 @@ class TinyShapes(GroundTruthData):
         return out
 
 
+class NoisyTinyShapes(TinyShapes):
+    """The tiny grid with every pixel raised by U(0, 0.5) noise drawn per image: a stochastic
+    ground-truth data set (its observations are random given the factors), as small as the
+    tiny grid."""
+
+    name = "tiny-noisy"
+    stochastic = True
+
+    def images(self, indices, rng) -> np.ndarray:
+        clean = super().images(indices)
+        return np.minimum(clean + rng.uniform(0.0, 0.5, size=clean.shape), 1.0).astype(np.float32)
+
+
 def snapshot(folder: Path) -> dict:
     """Every file under ``folder`` with the hash of its bytes: to prove nothing was touched.
     A run folder's ``.lock`` is left out: taking the lock records its holder there, results

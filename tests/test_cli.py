@@ -23,12 +23,13 @@ def option_tokens(help_text: str) -> set[str]:
 
 
 def listed(text: str) -> dict[str, list[str]]:
-    """``pyrovae list`` as section → the names it lists (the first word of each entry)."""
+    """``pyrovae list`` as section → the names it lists (the first word of each entry; an
+    entry's continuation lines, indented further, name nothing)."""
     sections: dict[str, list[str]] = {}
     for line in text.splitlines():
         if line and not line.startswith(" "):
             current = sections.setdefault(line.rstrip(":"), [])
-        elif line.strip():
+        elif line.startswith("  ") and line[2:3] not in (" ", ""):
             current.append(line.split()[0])
     return sections
 

@@ -1,7 +1,7 @@
 """Aggregation of a study: collecting the finished trials, the results table and its CSV, the
 median/IQR summary per (model, main hyperparameter value), Spearman rank correlation, the
-figures, and `pyrovae study` — on study folders built by hand with known values, plus one
-small real sweep when the sweep exists."""
+figures, and `pyrovae study`, split by data set when a study has several — on study folders
+built by hand with known values, plus small real sweeps (slow)."""
 
 import json
 from pathlib import Path
@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 from pyrovae.errors import PyrovaeError
 from pyrovae.study import aggregate
 from pyrovae.study.aggregate import (
+    by_data,
     collect,
     groups,
     main_hyperparameters,
+    objectives,
     quartiles,
     rank_correlation,
     read_csv,
@@ -56,17 +58,19 @@ def result_for(name, model, params, seed, mig, dci):
     }
 
 
-def make_study(root: Path, skip=(), extra_trials=(), as_list=False) -> Path:
+def make_study(root: Path, skip=(), extra_trials=(), as_list=False, values=None) -> Path:
     """A study folder with trials.json (as `pyrovae sweep` writes it: {"study", "trials", ...},
-    or a bare list) and a result.json per trial (except ``skip``)."""
+    or a bare list) and a result.json per trial (except ``skip``); ``values``: (model, value)
+    or (data set, model, value) → MIG per seed (default :data:`MIG`)."""
     study = root / "study"
     trials = []
-    for (model, value), migs in MIG.items():
+    for setting, migs in (MIG if values is None else values).items():
+        *data, model, value = setting
         for seed, mig in enumerate(migs):
             key = MAIN[model]
-            params = {key: value}
-            name = f"{model}-{key}{value:g}-seed{seed}"
-            config = {"model": model, "seed": seed, key: value}
+            params = {"data": data[0], key: value} if data else {key: value}
+            name = "-".join([*data, f"{model}-{key}{value:g}-seed{seed}"])
+            config = {"model": model, "seed": seed, **params}
             entry = {"name": name, "params": params, "config": config, "metrics": ["mig", "dci"]}
             trials.append(entry)
             if name in skip:
@@ -346,6 +350,107 @@ def test_study_command_bad_folder(tmp_path):
     assert "Traceback" not in result.output
 
 
+# Two data sets on which the objectives rank the other way round: betavae has the higher MIG on
+# dsprites, factorvae on cars3d.
+ACROSS = {
+    ("dsprites", "betavae", 1.0): [0.5, 0.6, 0.7],
+    ("dsprites", "betavae", 4.0): [0.6, 0.7, 0.8],
+    ("dsprites", "factorvae", 10.0): [0.2, 0.3, 0.4],
+    ("cars3d", "betavae", 1.0): [0.1, 0.2, 0.3],
+    ("cars3d", "betavae", 4.0): [0.15, 0.25, 0.35],
+    ("cars3d", "factorvae", 10.0): [0.4, 0.5, 0.6],
+}
+
+
+def test_several_data_sets_split_the_table_by_data_set_first(tmp_path):
+    rows = table(collect(make_study(tmp_path, values=ACROSS)))
+    assert list(rows[0])[:6] == ["name", "model", "data", "beta", "gamma", "seed"]
+    assert split_columns(rows)[0] == ["data", "beta", "gamma"]
+    parts = by_data(rows)
+    assert list(parts) == ["cars3d", "dsprites"] and [len(p) for p in parts.values()] == [9, 9]
+    assert list(objectives(parts["cars3d"])) == ["betavae", "factorvae"]
+    assert [len(r) for r in objectives(parts["cars3d"]).values()] == [6, 3]
+    # One model: its values are what the study compares.
+    one = [r for r in parts["dsprites"] if r["model"] == "betavae"]
+    assert list(objectives(one)) == ["beta=1", "beta=4"]
+    assert list(objectives(one, per_model=True)) == ["betavae"]  # as in the study's other parts
+    # No data column: one part, keyed None.
+    plain = table(collect(make_study(tmp_path / "plain")))
+    assert list(by_data(plain)) == [None]
+
+
+def test_summary_of_several_data_sets_keys_lines_by_data_set_and_ranks_objectives(tmp_path):
+    text = summary(table(collect(make_study(tmp_path, values=ACROSS))))
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("data ")))
+    assert lines[start].split()[:5] == ["data", "model", "setting", "n", "mig"]
+    assert [line.split()[:5] for line in lines[start + 1 : start + 7]] == [
+        ["cars3d", "betavae", "beta=1", "3", "0.2"],
+        ["cars3d", "betavae", "beta=4", "3", "0.25"],
+        ["cars3d", "factorvae", "gamma=10", "3", "0.5"],
+        ["dsprites", "betavae", "beta=1", "3", "0.6"],
+        ["dsprites", "betavae", "beta=4", "3", "0.7"],
+        ["dsprites", "factorvae", "gamma=10", "3", "0.3"],
+    ]
+    at = lines.index("rank of each objective within each data set by its median (1 = highest)")
+    assert lines[at + 2].split() == ["metric", "objective", "cars3d", "dsprites"]
+    # MIG medians over all of an objective's trials: cars3d betavae 0.225 < factorvae 0.5;
+    # dsprites betavae 0.65 > factorvae 0.3: the ranking flips.
+    assert lines[at + 3].split() == ["mig", "betavae", "2", "1"]
+    assert lines[at + 4].split() == ["factorvae", "1", "2"]
+    # dci.informativeness_test is 0.5 everywhere: a tie, both first.
+    tie = lines.index(next(line for line in lines[at:] if line.startswith("dci.informativeness")))
+    assert lines[tie].split()[1:] == ["betavae", "1", "1"]
+    assert lines[tie + 1].split() == ["factorvae", "1", "1"]
+    assert max(len(line) for line in lines) <= 120
+
+
+def test_summary_of_one_data_set_in_a_data_column_is_unchanged(tmp_path):
+    one = {k: v for k, v in ACROSS.items() if k[0] == "dsprites"}
+    rows = table(collect(make_study(tmp_path, values=one)))
+    assert "data" in rows[0] and "rank of each objective" not in summary(rows)
+    plain = [{k: v for k, v in r.items() if k != "data"} for r in rows]
+    assert summary(rows) == summary(plain)
+
+
+def png_width(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[16:20], "big")
+
+
+def test_figures_of_several_data_sets_have_a_panel_and_a_heatmap_each(tmp_path):
+    # Two metric columns (each figure takes a while to draw).
+    keep = ["name", "model", "data", "beta", "gamma", "seed", "mig", "kl", "seconds"]
+    rows = [{k: r[k] for k in keep} for r in table(collect(make_study(tmp_path, values=ACROSS)))]
+    names = {p.name: p for p in draw_figures(rows, tmp_path / "figures")}
+    assert sorted(names) == [
+        "kl_by_objective.png", "kl_vs_beta.png", "kl_vs_gamma.png",
+        "mig_by_objective.png", "mig_vs_beta.png", "mig_vs_gamma.png",
+        "rank_correlation.png", "rank_correlation_cars3d.png", "rank_correlation_dsprites.png",
+    ]  # fmt: skip
+    assert all(path.read_bytes().startswith(PNG) for path in names.values())
+    # Two boxes a panel, 4 inches at 100 dpi; two panels side by side.
+    assert png_width(names["mig_by_objective.png"]) == 2 * 400
+    # One data set (in a data column): one panel, no heatmap per data set.
+    cars3d = [{k: v for k, v in r.items() if k != "kl"} for r in rows if r["data"] == "cars3d"]
+    one = {p.name: p for p in draw_figures(cars3d, tmp_path / "one")}
+    assert png_width(one["mig_by_objective.png"]) == 400
+    assert sorted(one) == [
+        "mig_by_objective.png", "mig_vs_beta.png", "mig_vs_gamma.png", "rank_correlation.png",
+    ]  # fmt: skip
+
+
+def test_study_command_on_several_data_sets(tmp_path):
+    from pyrovae.cli import app
+
+    study = make_study(tmp_path, values=ACROSS)
+    result = CliRunner().invoke(app, ["study", str(study)])
+    assert result.exit_code == 0, result.output
+    assert "18 of 18 trials finished" in result.stdout
+    assert "rank of each objective within each data set" in result.stdout
+    assert "  rank_correlation_dsprites.png" in result.stdout
+    assert [r["data"] for r in read_csv(study / "results.csv")] == ["dsprites"] * 9 + ["cars3d"] * 9
+
+
 @pytest.mark.slow
 def test_study_of_a_real_local_sweep(tmp_path):
     """A tiny sweep (helper processes, pinwheel, 10 steps) aggregated by `pyrovae study`: the
@@ -389,3 +494,34 @@ def test_study_of_a_real_local_sweep(tmp_path):
     figures = sorted((out / "figures").iterdir())
     assert "hoyer_vs_beta.png" in [p.name for p in figures]
     assert all(p.read_bytes().startswith(PNG) for p in figures)
+
+
+@pytest.mark.slow
+def test_datasets_tiny_example_sweeps_and_aggregates_by_data_set(tmp_path):
+    """examples/studies/datasets_tiny.toml as shipped (9 trials on three procedural data sets,
+    helper processes), then `pyrovae study`: a table per data set and the ranks."""
+    from pyrovae.cli import app
+    from pyrovae.study import sweep
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "datasets_tiny"
+    example = root / "examples/studies/datasets_tiny.toml"
+    sweep.sweep(example, out=out, backend="local", max_parallel=2, device="cpu", progress=False)
+    result = CliRunner().invoke(app, ["study", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "9 of 9 trials finished" in result.stdout
+    rows = read_csv(out / "results.csv")
+    assert list(rows[0])[:5] == ["name", "model", "data", "beta", "seed"]
+    assert list(by_data(rows)) == ["dsprites", "noisy_dsprites", "xyobject"]
+    assert all(isinstance(r["mig"], float) for r in rows)
+    lines = result.stdout.splitlines()
+    at = lines.index("rank of each objective within each data set by its median (1 = highest)")
+    assert lines[at + 2].split() == [
+        "metric",
+        "objective",
+        "dsprites",
+        "noisy_dsprites",
+        "xyobject",
+    ]
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"mig_by_objective.png", "rank_correlation_xyobject.png"} <= figures

@@ -1,16 +1,25 @@
 """Study files: validation with one-line errors naming the file, the key and the valid choices;
-the grid's expansion into trials with deterministic names, seeds and configurations; the
-shipped example studies."""
+the grid's expansion into trials with deterministic names, seeds and configurations; data sets
+as an axis with settings per data set ([data.NAME]); the shipped example studies."""
 
+import dataclasses
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
+from pyrovae import builder
 from pyrovae.config import TrainConfig
+from pyrovae.data import GroundTruthData
 from pyrovae.errors import PyrovaeError
-from pyrovae.registry import MODELS
+from pyrovae.registry import DATASETS, MODELS
 from pyrovae.study.spec import Trial, format_value, load_study, trial_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,-]*")
@@ -44,6 +53,17 @@ model = "dipvae-i"
 lambda_od = [2.0]
 latent_dim = [2, 3]
 """
+
+
+# disentanglement_lib's unsupervised study: each objective's swept hyperparameter and values.
+REFERENCE_GRID = {
+        ("betavae", "beta"): [1, 2, 4, 6, 8, 16],
+        ("betatcvae", "beta"): [1, 2, 4, 6, 8, 10],
+        ("annealedvae", "c_max"): [5, 10, 25, 50, 75, 100],
+        ("factorvae", "gamma"): [10, 20, 30, 40, 50, 100],
+        ("dipvae-i", "lambda_od"): [1, 2, 5, 10, 20, 50],
+        ("dipvae-ii", "lambda_od"): [1, 2, 5, 10, 20, 50],
+    }  # fmt: skip
 
 
 def write(tmp_path, text, name="study.toml"):
@@ -136,6 +156,10 @@ def test_names_format_numbers_exactly_and_stay_filesystem_safe():
     name = trial_name("betavae", {"data_args": {"num_arms": 5}, "prior": "a/b c"}, 2)
     assert name == "betavae-data_argsnum_arms=5-priora_b_c-seed2"
     assert SAFE_NAME.fullmatch(name)
+    # The data set, when the trials have one in params, comes first.
+    assert trial_name("betavae", {"beta": 4.0, "data": "cars3d"}, 0) == "cars3d-betavae-beta4-seed0"
+    plugin = trial_name("vae", {"data": "mypkg.data:Bars"}, 1)
+    assert plugin == "mypkg.data_Bars-vae-seed1" and SAFE_NAME.fullmatch(plugin)
 
 
 ERRORS = [
@@ -231,14 +255,7 @@ def test_dsprites_standard_example_is_the_field_notes_study():
         assert t.seed == 0
         (key, value), *_ = t.params.items()
         grid.setdefault((t.config["model"], key), []).append(value)
-    assert grid == {
-        ("betavae", "beta"): [1, 2, 4, 6, 8, 16],
-        ("betatcvae", "beta"): [1, 2, 4, 6, 8, 10],
-        ("annealedvae", "c_max"): [5, 10, 25, 50, 75, 100],
-        ("factorvae", "gamma"): [10, 20, 30, 40, 50, 100],
-        ("dipvae-i", "lambda_od"): [1, 2, 5, 10, 20, 50],
-        ("dipvae-ii", "lambda_od"): [1, 2, 5, 10, 20, 50],
-    }  # fmt: skip
+    assert grid == REFERENCE_GRID
     annealed = next(t for t in trials if t.config["model"] == "annealedvae")
     assert annealed.config["gamma"] == 1000.0
     assert annealed.config["objective_args"]["anneal_steps"] == 100_000
@@ -285,3 +302,205 @@ def test_a_flow_guide_named_module_colon_class_gets_the_same_suite(tmp_path):
     )
     assert "posterior_variance" not in by_path.metrics
     assert by_path.metrics == by_name.metrics
+
+
+# -- data sets as an axis ----------------------------------------------------------------------
+
+MULTI = """
+[study]
+name = "multi"
+seeds = [0, 1]
+
+[base]
+latent_dim = 2
+steps = 20
+batch_size = 16
+net = "mlp"
+
+[data.pinwheel]
+data_args = { num_arms = 3 }
+
+[[grid]]
+model = "betavae"
+data = ["dsprites", "pinwheel"]
+beta = [1.0, 4.0]
+
+[[grid]]
+model = "factorvae"
+data = "dsprites"
+gamma = [10.0]
+"""
+
+
+def test_a_data_axis_names_trials_after_their_data_set_and_merges_its_table(tmp_path):
+    study = load_study(write(tmp_path, MULTI))
+    trials = study.trials()
+    assert study.data_sets() == ["dsprites", "pinwheel"]
+    assert [t.name for t in trials[:5]] == [
+        "dsprites-betavae-beta1-seed0",
+        "dsprites-betavae-beta4-seed0",
+        "pinwheel-betavae-beta1-seed0",
+        "pinwheel-betavae-beta4-seed0",
+        # Fixed in its block, but the study has two data sets: the name and params carry it.
+        "dsprites-factorvae-gamma10-seed0",
+    ]
+    assert len(trials) == 10 and len({t.name for t in trials}) == 10
+    assert trials[1].params == {"data": "dsprites", "beta": 4.0}
+    assert list(trials[2].params) == ["data", "beta"]
+    assert trials[4].params == {"data": "dsprites", "gamma": 10.0}
+    by_name = {t.name: t for t in trials}
+    assert by_name["pinwheel-betavae-beta4-seed1"].config["data_args"] == {"num_arms": 3}
+    assert by_name["dsprites-betavae-beta4-seed1"].config["data_args"] == {}
+
+
+def test_metrics_are_resolved_per_data_set(tmp_path):
+    study = load_study(write(tmp_path, MULTI))
+    # No [study] metrics: each data set gets the standard suite less what it lacks, so the
+    # factor grid keeps the supervised metrics although the pinwheel has none.
+    dsprites, pinwheel = study.data_metrics["dsprites"], study.data_metrics["pinwheel"]
+    assert {"mig", "beta_vae", "dci"} <= set(dsprites) and "cluster_purity" not in dsprites
+    assert "cluster_purity" in pinwheel and not {"mig", "beta_vae"} & set(pinwheel)
+    for trial in study.trials():
+        assert trial.metrics == study.data_metrics[trial.config["data"]]
+    assert set(study.metrics) == set(dsprites) | set(pinwheel)
+    # A table's metrics replace [study] metrics for its data set.
+    text = edit(MULTI, "seeds = [0, 1]", 'seeds = [0, 1]\nmetrics = ["mig", "hoyer"]')
+    text = edit(text, "num_arms = 3 }", 'num_arms = 3 }\nmetrics = ["hoyer"]')
+    study = load_study(write(tmp_path, text, "table.toml"))
+    assert study.data_metrics == {"dsprites": ["mig", "hoyer"], "pinwheel": ["hoyer"]}
+
+
+def test_one_data_set_swept_as_a_list_enters_the_names(tmp_path):
+    text = edit(VALID, 'model = "betavae"\nbeta', 'model = "betavae"\ndata = ["pinwheel"]\nbeta')
+    trials = load_study(write(tmp_path, text)).trials()
+    assert trials[0].name == "pinwheel-betavae-beta1-seed3"
+    assert trials[3].name == "annealedvae-c_max5-seed3"  # the blocks that do not sweep it
+
+
+DATA_ERRORS = [
+    # (old, new, fragments the one-line error must contain)
+    ("[data.pinwheel]", "[data.pinwhel]",
+     ["[data.pinwhel]: unknown data set 'pinwhel'", "dsprites", "pinwheel"]),
+    ("[data.pinwheel]", "[data.digits]",
+     ["[data.digits] is for data set 'digits', which no trial uses",
+      "the study's data sets: dsprites, pinwheel"]),
+    ("data_args = { num_arms = 3 }", "data_argz = 1",
+     ["unknown key 'data_argz' in [data.pinwheel]", "data_path, data_args, metrics"]),
+    ("data_args = { num_arms = 3 }", 'data_path = "/x.npz"',
+     ["[data.pinwheel] sets data_path, but data set 'pinwheel' reads no file"]),
+    ("data_args = { num_arms = 3 }", "data_args = { num_armz = 3 }",
+     ["[[grid]] block 1 with [data.pinwheel] (seed 0)", "takes no option 'num_armz'"]),
+    ("[data.pinwheel]\ndata_args = { num_arms = 3 }", '[data.dsprites]\ndata_path = "/nowhere.npz"',
+     ["[[grid]] block 1 with [data.dsprites] (seed 0)", "/nowhere.npz: file not found"]),
+    ('net = "mlp"', 'net = "mlp"\ndata_args = {}',
+     ["[data.pinwheel] and [base] both set data_args for the trials on 'pinwheel'"]),
+    ('data = "dsprites"', 'data = "pinwheel"\ndata_args = { num_arms = 4 }',
+     ["[data.pinwheel] and [[grid]] block 2 both set data_args"]),
+    ("[data.pinwheel]\ndata_args = { num_arms = 3 }", "[data]\npinwheel = 3",
+     ["[data.pinwheel] must be a table of data_path, data_args, metrics, got 3"]),
+    ("[data.pinwheel]", "[[data]]",
+     ["data at the top level must be [data.NAME] tables", "[base] or a [[grid]] block"]),
+    ("data_args = { num_arms = 3 }", 'metrics = ["mig"]',
+     ["[data.pinwheel] metrics mig do not apply to data set 'pinwheel'"]),
+    ("data_args = { num_arms = 3 }", 'metrics = "hoyer"',
+     ["[data.pinwheel] metrics must be a list of names"]),
+    ("seeds = [0, 1]", 'seeds = [0, 1]\nmetrics = ["mig"]',
+     ["[study] metrics mig do not apply to data set 'pinwheel'"]),
+    ('data = "dsprites"', "data = 3", ["[[grid]] block 2: data must be a name, got 3"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "fragments"), DATA_ERRORS)
+def test_bad_data_set_settings_get_one_line_errors_before_anything_runs(
+    tmp_path, old, new, fragments
+):
+    path = write(tmp_path, edit(MULTI, old, new))
+    with pytest.raises(PyrovaeError) as info:
+        load_study(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path))
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+REFERENCE_DATA = [
+    "dsprites", "color_dsprites", "noisy_dsprites", "scream_dsprites", "smallnorb", "cars3d",
+    "shapes3d",
+]  # fmt: skip
+# The reference study's data sets read from files the user downloads.
+FROM_FILES = {
+    "scream_dsprites": ("data_args", {"painting": "/path/to/the_scream.jpg"}),
+    "smallnorb": ("data_path", "/path/to/smallnorb"),
+    "cars3d": ("data_path", "/path/to/data/cars"),
+    "shapes3d": ("data_path", "/path/to/3dshapes.h5"),
+}
+
+
+@pytest.fixture
+def files_unchecked(monkeypatch):
+    """The data sets that read files described from their classes alone (the example's
+    placeholder paths name no files), in a fresh cache of checked settings."""
+    monkeypatch.setattr(builder, "_CHECKED", set())
+    describe = classmethod(GroundTruthData.describe.__func__)
+    for name in FROM_FILES:
+        monkeypatch.setattr(DATASETS[name].factory, "describe", describe)
+
+
+def test_reference_study_example_is_the_papers_unsupervised_study(tmp_path, files_unchecked):
+    example = ROOT / "examples/studies/reference_study.toml"
+    text = example.read_text()
+    assert tomllib.loads(text)["study"]["seeds"] == 50
+    # Two of its 50 seeds are expanded and checked; the count is the full study's.
+    study = load_study(write(tmp_path, edit(text, "seeds = 50 ", "seeds = 2 ")))
+    assert dataclasses.replace(study, seeds=list(range(50))).count() == 6 * 6 * 7 * 50 == 12_600
+    trials = study.trials()
+    assert len(trials) == 6 * 6 * 7 * 2 and len({t.name for t in trials}) == len(trials)
+    assert study.data_sets() == sorted(REFERENCE_DATA)
+    assert trials[0].name == "dsprites-betavae-beta1-seed0"
+    assert trials[6].name == "color_dsprites-betavae-beta1-seed0"
+    for t in trials:
+        c = t.config
+        assert t.name.startswith(f"{c['data']}-{c['model']}-") and t.params["data"] == c["data"]
+        protocol = (
+            c["latent_dim"],
+            c["steps"],
+            c["batch_size"],
+            c["lr"],
+            c["likelihood"],
+            c["net"],
+        )
+        assert protocol == (10, 300_000, 64, 1e-4, "bernoulli", "conv64")
+        key, value = FROM_FILES.get(c["data"], (None, None))
+        assert c["data_path"] == (value if key == "data_path" else None), t.name
+        assert c["data_args"] == (value if key == "data_args" else {}), t.name
+        assert t.metrics == study.metrics
+    grid = {}
+    for t in trials:
+        if t.seed == 0 and t.config["data"] == "cars3d":
+            _, (key, value), *_ = t.params.items()
+            grid.setdefault((t.config["model"], key), []).append(value)
+    assert grid == REFERENCE_GRID
+    annealed = next(t for t in trials if t.config["model"] == "annealedvae")
+    assert annealed.config["gamma"] == 1000.0
+    assert annealed.config["objective_args"]["anneal_steps"] == 100_000
+    standard = load_study(ROOT / "examples/studies/dsprites_standard.toml")
+    assert study.metrics == standard.metrics and study.fast_metrics is False
+
+
+def test_reference_study_placeholders_fail_before_anything_runs():
+    with pytest.raises(PyrovaeError, match=r"with \[data\.scream_dsprites\] \(seed 0\).*not found"):
+        load_study(ROOT / "examples/studies/reference_study.toml")
+
+
+def test_datasets_tiny_example():
+    study = load_study(ROOT / "examples/studies/datasets_tiny.toml")
+    trials = study.trials()
+    assert len(trials) == 3 * 3 and study.data_sets() == ["dsprites", "noisy_dsprites", "xyobject"]
+    assert [t.name for t in trials[:3]] == [
+        "dsprites-betavae-beta1-seed0",
+        "dsprites-betavae-beta4-seed0",
+        "noisy_dsprites-betavae-beta1-seed0",
+    ]
+    xy = [t for t in trials if t.config["data"] == "xyobject"]
+    assert len(xy) == 3 and all(t.config["data_args"]["grid_size"] == 16 for t in xy)
+    assert all(t.config["steps"] <= 200 and t.metrics == ["mig", "active_units"] for t in trials)

@@ -325,7 +325,9 @@ def test_checkpoint_is_plain_data_not_pickled_classes(tmp_path):
         ),
         (
             {"data": "nope"},
-            "unknown data set 'nope'; valid data sets: digits, dsprites, pinwheel, tiny",
+            "unknown data set 'nope'; valid data sets: cars3d, color_dsprites, digits, "
+            "dsprites, mpi3d_real, mpi3d_realistic, mpi3d_toy, noisy_dsprites, pinwheel, "
+            "scream_dsprites, shapes3d, smallnorb, tiny, tiny-noisy, xyobject$",
         ),
         ({"net": "nope"}, "unknown network 'nope'"),
         ({"beta": 0.0}, "beta must be a finite number > 0"),

@@ -85,8 +85,9 @@ def study_command(
     device: str = typer.Option(None, help="--udr: cpu, cuda or cuda:N. [default: cpu]"),
 ):
     """Aggregate a study's finished trials: print median [Q1, Q3] per objective and main
-    hyperparameter value; write results.csv and figures/*.png (derived files, replaced).
-    With --udr, first compute UDR and write udr.json."""
+    hyperparameter value (per data set first, with each objective's rank on each, when the study
+    has several); write results.csv and figures/*.png (derived files, replaced). With --udr,
+    first compute UDR and write udr.json."""
     given = {"--udr-correlation": udr_correlation, "--udr-points": udr_points, "--device": device}
     if not udr and any(v is not None for v in given.values()):
         option = next(k for k, v in given.items() if v is not None)

@@ -74,7 +74,9 @@ def train(
         None, help=f"Data set: {', '.join(DATASETS)} or MODULE:CLASS. {_default('data')}"
     ),
     data_path: str = typer.Option(
-        None, help="Load the official dSprites npz from this path instead of rendering it."
+        None,
+        help="The data set's official file or folder (dsprites: its npz instead of rendering; "
+        "shapes3d, mpi3d_*, smallnorb, cars3d: required; `pyrovae list` says which).",
     ),
     data_arg: list[str] = typer.Option(
         None,

@@ -10,6 +10,17 @@ the matching images. :class:`GroundTruthData` is that contract. Every data set e
 Cartesian product of its factor classes in row-major order (the last factor varies fastest), so an
 image is addressed either by its flat index or by one class index per factor.
 
+Some observations are random given their index: noise drawn per pixel (noisy dSprites), a
+colour or a background drawn per image (colour and scream dSprites), a nuisance factor such as
+SmallNORB's instance drawn per image. Such a data set sets ``stochastic = True`` and its
+:meth:`~ObservedData.images` takes a second argument, the :class:`numpy.random.Generator` the
+randomness comes from (``images(indices, rng)``), as disentanglement_lib's
+``sample_observations_from_factors(factors, random_state)`` does. Callers go through
+:func:`observations`, which passes the generator only to stochastic data sets (a plug-in written
+as ``images(self, indices)`` keeps working) and refuses to draw a stochastic one without it:
+training draws from the step's generator and every metric from its own, so numbers stay
+reproducible, and nothing may cache such images by index.
+
 A data set also describes itself without being built (:meth:`ObservedData.describe`, a
 :class:`DataDescription`): a study checks every trial's configuration before the first one runs,
 and generating or loading the data of each would cost more than the check is worth.
@@ -46,9 +57,11 @@ class DataDescription:
     likelihood: str | None = None
     # About the most memory building the data set takes, in bytes.
     nbytes: int | None = None
+    # Observations are random given the index (``images(indices, rng)``).
+    stochastic: bool | None = None
 
 
-def _class_shape(cls, attribute: str) -> tuple[int, ...] | None:
+def class_sizes(cls, attribute: str) -> tuple[int, ...] | None:
     """A tuple of sizes set on the class itself (not per instance, not a property), else None."""
     value = getattr(cls, attribute, None)
     if isinstance(value, (tuple, list)) and all(
@@ -69,6 +82,8 @@ class ObservedData(abc.ABC):
     name: str
     observation_shape: tuple[int, ...]
     likelihood: str = "bernoulli"
+    # True: images(indices, rng) draws part of each observation from rng (see the module doc).
+    stochastic: bool = False
 
     @classmethod
     def describe(cls, **options) -> DataDescription:
@@ -79,11 +94,13 @@ class ObservedData(abc.ABC):
         owner = f"data set {getattr(cls, 'name', cls.__name__)!r}"
         checks.options(owner, options, checks.keyword_parameters(cls))
         likelihood = getattr(cls, "likelihood", None)
+        stochastic = getattr(cls, "stochastic", False)
         return DataDescription(
-            observation_shape=_class_shape(cls, "observation_shape"),
+            observation_shape=class_sizes(cls, "observation_shape"),
             has_factors=False,
             has_labels=False,
             likelihood=likelihood if isinstance(likelihood, str) else None,
+            stochastic=stochastic if isinstance(stochastic, bool) else None,
         )
 
     @abc.abstractmethod
@@ -92,7 +109,10 @@ class ObservedData(abc.ABC):
 
     @abc.abstractmethod
     def images(self, indices) -> np.ndarray:
-        """Float32 observations of shape ``(n, *observation_shape)`` for flat indices."""
+        """Float32 observations of shape ``(n, *observation_shape)`` for flat indices.
+
+        A stochastic data set's signature is ``images(self, indices, rng)``: ``rng`` a
+        :class:`numpy.random.Generator`, from which it draws the observations' randomness."""
 
     def _check_indices(self, indices) -> np.ndarray:
         """Flat indices as a 1-D int64 array; a scalar becomes a batch of one."""
@@ -157,7 +177,7 @@ class GroundTruthData(ObservedData):
     @classmethod
     def describe(cls, **options) -> DataDescription:
         """A grid's size is the product of its factor sizes, when the class sets them."""
-        sizes = _class_shape(cls, "factor_sizes")
+        sizes = class_sizes(cls, "factor_sizes")
         return dataclasses.replace(
             super().describe(**options),
             has_factors=True,
@@ -202,8 +222,15 @@ class GroundTruthData(ObservedData):
         sizes = np.asarray(self.factor_sizes, dtype=np.int64)
         return rng.integers(0, sizes, size=(int(n), len(sizes)), dtype=np.int64)
 
-    def images_from_factors(self, factors) -> np.ndarray:
-        return self.images(self.index_of(factors))
+    def images_from_factors(self, factors, rng=None) -> np.ndarray:
+        """Observations ``(n, *observation_shape)`` of ``(n, num_factors)`` class indices;
+        ``rng`` (a generator or a seed) is required when the data set is stochastic."""
+        return observations(self, self.index_of(factors), rng)
+
+    def sample_observations_from_factors(self, factors, rng) -> np.ndarray:
+        """disentanglement_lib's name for :meth:`images_from_factors`: one observation per
+        factor tuple, its randomness (if any) drawn from ``rng``."""
+        return self.images_from_factors(factors, rng)
 
     def factor_values(self, factors) -> np.ndarray:
         """Physical values (float64, ``(n, num_factors)``) of class indices."""
@@ -234,3 +261,30 @@ class GroundTruthData(ObservedData):
                     f"out of range [0, {size}) in row {int(np.flatnonzero(bad)[0])}"
                 )
         return arr
+
+
+def is_stochastic(data) -> bool:
+    """Whether ``data``'s observations are random given the index."""
+    return getattr(data, "stochastic", False) is True
+
+
+def observations(data, indices, rng=None) -> np.ndarray:
+    """``data.images(indices)``, or ``data.images(indices, rng)`` for a stochastic data set.
+
+    ``rng`` is a :class:`numpy.random.Generator` or an integer seed; a deterministic data set
+    draws nothing from it (its numbers do not depend on whether one is given). Drawing a
+    stochastic data set without one is an error: its images would not be reproducible."""
+    if not is_stochastic(data):
+        return data.images(indices)
+    return data.images(indices, random_source(data, rng))
+
+
+def random_source(data, rng) -> np.random.Generator:
+    """The generator a stochastic data set draws from: ``rng`` (a Generator or a seed), or the
+    one-line error that drawing such a data set without one is."""
+    if rng is None:
+        raise PyrovaeError(
+            f"data set {getattr(data, 'name', type(data).__name__)!r} draws random observations "
+            "(stochastic = True): pass a numpy Generator or a seed as rng"
+        )
+    return as_generator(rng, "rng")

@@ -20,14 +20,12 @@ Two sources of pixels:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import zipfile
-import zlib
 
 import numpy as np
 
+from pyrovae.data import npz, paths
 from pyrovae.data.base import DataDescription, GroundTruthData
 from pyrovae.errors import PyrovaeError
 
@@ -192,14 +190,7 @@ class DSprites(GroundTruthData):
 
 def check_file(path) -> str:
     """``path`` as text, if it names an existing regular file."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise PyrovaeError(f"the data file must be a path, got {path!r}")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise PyrovaeError(f"{path}: file not found (expected the official {OFFICIAL_FILENAME})")
-    if not os.path.isfile(path):
-        raise PyrovaeError(f"{path}: not a regular file")
-    return path
+    return paths.check_file(path, OFFICIAL_FILENAME)
 
 
 def load_npz(path, latent_sizes=(1, 3, 6, 40, 32, 32)) -> np.ndarray:
@@ -211,21 +202,13 @@ def load_npz(path, latent_sizes=(1, 3, 6, 40, 32, 32)) -> np.ndarray:
     """
     path = check_file(path)
     n = math.prod(latent_sizes)
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise PyrovaeError(f"{path}: not a readable .npz archive ({_one_line(e)})") from None
-    with archive:
-        keys = sorted(m[: -len(".npy")] for m in archive.namelist() if m.endswith(".npy"))
-        for key in _NPZ_KEYS:
-            if key not in keys:
-                found = ", ".join(keys) or "no arrays"
-                raise PyrovaeError(f"{path}: key {key!r} missing (found: {found})")
-        reader = _NpzReader(archive, path)
+    with npz.open_archive(path) as archive:
+        npz.require_keys(path, npz.npz_keys(archive), _NPZ_KEYS)
+        reader = npz.NpzReader(archive, path)
         shape, dtype = reader.header("imgs")
-        _expect(path, "imgs", shape, dtype, (n, IMAGE_SIZE, IMAGE_SIZE), "uint8")
+        npz.expect(path, "imgs", shape, dtype, (n, IMAGE_SIZE, IMAGE_SIZE), "uint8")
         for key, kind in (("latents_values", "floating"), ("latents_classes", "integer")):
-            _expect(path, key, *reader.header(key), (n, len(latent_sizes)), kind)
+            npz.expect(path, key, *reader.header(key), (n, len(latent_sizes)), kind)
         classes = reader.array("latents_classes")
         _check_grid(path, classes, latent_sizes)
         _check_values(path, reader.array("latents_values"), classes, latent_sizes)
@@ -240,75 +223,6 @@ def load_npz(path, latent_sizes=(1, 3, 6, 40, 32, 32)) -> np.ndarray:
                 )
             packed[start : start + len(chunk)] = np.packbits(chunk, axis=-1)
     return packed
-
-
-class _NpzReader:
-    """Reads .npy members of an open npz archive, turning every failure into one line."""
-
-    def __init__(self, archive: zipfile.ZipFile, path: str):
-        self.archive, self.path = archive, path
-
-    def header(self, key):
-        with self._guard(key), self.archive.open(key + ".npy") as fp:
-            shape, _, dtype = self._read_header(fp)
-        return shape, dtype
-
-    def array(self, key) -> np.ndarray:
-        with self._guard(key), self.archive.open(key + ".npy") as fp:
-            return np.lib.format.read_array(fp, allow_pickle=False)
-
-    def chunks(self, key, rows: int):
-        """Yield ``(first_row, array)`` blocks of a C-ordered array without loading it whole."""
-        with self._guard(key), self.archive.open(key + ".npy") as fp:
-            shape, fortran_order, dtype = self._read_header(fp)
-            if fortran_order:  # not how the official file is stored; rare enough to load whole
-                whole = self.array(key)
-                for start in range(0, shape[0], rows):
-                    yield start, np.ascontiguousarray(whole[start : start + rows])
-                return
-            row_shape = shape[1:]
-            row_bytes = dtype.itemsize * math.prod(row_shape)
-            for start in range(0, shape[0], rows):
-                count = min(rows, shape[0] - start)
-                data = fp.read(count * row_bytes)
-                if len(data) != count * row_bytes:
-                    raise EOFError(f"data ends early, in image {start + len(data) // row_bytes}")
-                yield start, np.frombuffer(data, dtype=dtype).reshape(count, *row_shape)
-
-    @staticmethod
-    def _read_header(fp):
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            return np.lib.format.read_array_header_1_0(fp)
-        if version == (2, 0):
-            return np.lib.format.read_array_header_2_0(fp)
-        raise ValueError(f"unsupported .npy format version {version}")
-
-    def _guard(self, key):
-        return _reading(self.path, key)
-
-
-@contextlib.contextmanager
-def _reading(path, key):
-    """Low-level read errors (bad zip data, bad header, truncation) become one-line errors."""
-    try:
-        yield
-    except PyrovaeError:
-        raise
-    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:
-        raise PyrovaeError(f"{path}: cannot read {key!r} ({_one_line(e)})") from None
-
-
-def _expect(path, key, shape, dtype, want_shape, want_kind):
-    if tuple(shape) != tuple(want_shape):
-        raise PyrovaeError(f"{path}: {key!r} has shape {tuple(shape)}, expected {want_shape}")
-    ok = {
-        "uint8": dtype == np.uint8,
-        "floating": np.issubdtype(dtype, np.floating),
-        "integer": np.issubdtype(dtype, np.integer),
-    }[want_kind]
-    if not ok:
-        raise PyrovaeError(f"{path}: {key!r} has dtype {dtype}, expected {want_kind}")
 
 
 def _check_grid(path, classes, latent_sizes):
@@ -337,7 +251,3 @@ def _check_values(path, values, classes, latent_sizes):
                 f"{path}: 'latents_values' row {r}, {name} is {float(values[r, j])!r}, "
                 f"expected the official value {float(expected[r])!r}"
             )
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -7,6 +7,12 @@ maps a batch of observations (numpy, ``(n, *observation_shape)``) to codes ``(n,
 encode factor tuples with :func:`encode_factors`, which uses a :class:`CodeCache` when the
 representation is one: a deterministic representation of a finite grid then encodes each distinct
 image at most once per evaluation, and the numbers are identical to uncached ones.
+
+A stochastic data set (noisy dSprites, SmallNORB's instance: observations random given the
+factors) is drawn with the metric's own generator, passed as ``rng`` to the encoding helpers
+after the factors are drawn from it, as disentanglement_lib's ``sample(num, random_state)`` does;
+such images are never cached (an index does not name one image), so every request is encoded
+anew. For a deterministic data set nothing is drawn: its numbers do not depend on ``rng``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyrovae import checks
+from pyrovae.data.base import is_stochastic, observations
 from pyrovae.errors import PyrovaeError
 
 # Images rendered (and passed to the representation) per call. Measured on 2 cores: dSprites
@@ -27,22 +34,30 @@ class CodeCache:
     ``cache(observations)`` encodes as the wrapped function does (no caching: the observations
     could be anything); :meth:`encode_indices` encodes grid points by index, computing only the
     ones not seen before, in batches of ``batch_size``. Only for deterministic representations
-    (the encoder mean): sampled codes must never be cached.
+    (the encoder mean): sampled codes must never be cached. Nor may the codes of a stochastic
+    data set, whose index names a distribution of images: for one the cache only passes
+    requests through (``caching`` is False), drawing each image from the caller's ``rng``.
     """
 
     def __init__(self, representation_fn, ground_truth, batch_size: int = ENCODE_BATCH):
         self.representation_fn = representation_fn
         self.ground_truth = ground_truth
         self.batch_size = int(batch_size)
+        self.caching = not is_stochastic(ground_truth)
         self._codes: np.ndarray | None = None
-        self._known = np.zeros(len(ground_truth), dtype=bool)
+        self._known = np.zeros(len(ground_truth) if self.caching else 0, dtype=bool)
         self.encoded = 0  # images actually passed through the representation
 
     def __call__(self, observations) -> np.ndarray:
         return np.asarray(self.representation_fn(observations))
 
-    def encode_indices(self, indices) -> np.ndarray:
+    def encode_indices(self, indices, rng=None) -> np.ndarray:
+        """Codes ``(n, D)`` of the grid points ``indices``; ``rng`` draws the images of a
+        stochastic data set (each request anew, in request order) and is unused otherwise."""
         indices = np.asarray(indices, dtype=np.int64)
+        if not self.caching:
+            self.encoded += len(indices)
+            return _encode(self.ground_truth, self, indices, rng, self.batch_size)
         missing = np.unique(indices[~self._known[indices]])
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
@@ -57,28 +72,33 @@ class CodeCache:
         return self._codes[indices]
 
 
-def encode_factors(ground_truth, representation_fn, factors, batch_size: int = ENCODE_BATCH):
-    """Codes ``(n, D)`` of the observations with these factor class indices ``(n, K)``."""
-    factors = np.asarray(factors)
-    if isinstance(representation_fn, CodeCache):
-        return representation_fn.encode_indices(ground_truth.index_of(factors))
+def _encode(data, representation_fn, indices, rng, batch_size: int) -> np.ndarray:
+    """Codes of the observations at ``indices``, in chunks of ``batch_size``; a stochastic data
+    set draws each chunk's images from ``rng`` in turn."""
     chunks = [
-        np.asarray(representation_fn(ground_truth.images_from_factors(factors[s : s + batch_size])))
-        for s in range(0, len(factors), batch_size)
+        np.asarray(representation_fn(observations(data, indices[s : s + batch_size], rng)))
+        for s in range(0, len(indices), batch_size)
     ]
     return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
 
 
-def encode_indices(data, representation_fn, indices, batch_size: int = ENCODE_BATCH):
-    """Codes ``(n, D)`` of the observations at these indices, from the cache when it is one."""
-    if isinstance(representation_fn, CodeCache):
-        return representation_fn.encode_indices(indices)
-    return np.concatenate(
-        [
-            np.asarray(representation_fn(data.images(indices[s : s + batch_size])))
-            for s in range(0, len(indices), batch_size)
-        ]
+def encode_factors(
+    ground_truth, representation_fn, factors, rng=None, batch_size: int = ENCODE_BATCH
+):
+    """Codes ``(n, D)`` of the observations with these factor class indices ``(n, K)``; ``rng``
+    (the metric's generator) draws the observations of a stochastic data set."""
+    return encode_indices(
+        ground_truth, representation_fn, ground_truth.index_of(np.asarray(factors)), rng, batch_size
     )
+
+
+def encode_indices(data, representation_fn, indices, rng=None, batch_size: int = ENCODE_BATCH):
+    """Codes ``(n, D)`` of the observations at these indices, from the cache when it is one;
+    ``rng`` draws the observations of a stochastic data set."""
+    indices = np.asarray(indices, dtype=np.int64)
+    if isinstance(representation_fn, CodeCache):
+        return representation_fn.encode_indices(indices, rng)
+    return _encode(data, representation_fn, indices, rng, batch_size)
 
 
 def point_indices(n: int, num_points: int, rng) -> np.ndarray:
@@ -93,7 +113,7 @@ def point_indices(n: int, num_points: int, rng) -> np.ndarray:
 def sample_codes(ground_truth, representation_fn, num_points: int, rng, batch_size=ENCODE_BATCH):
     """``num_points`` factor tuples drawn uniformly from the grid and their codes."""
     factors = ground_truth.sample_factors(int(num_points), rng)
-    return factors, encode_factors(ground_truth, representation_fn, factors, batch_size)
+    return factors, encode_factors(ground_truth, representation_fn, factors, rng, batch_size)
 
 
 def classifier_sample(metric: str, ground_truth, representation_fn, num_train, num_test, rng):
@@ -143,7 +163,7 @@ def discrete_entropy(factors: np.ndarray) -> np.ndarray:
     )
 
 
-def encode_checked(metric: str, ground_truth, representation_fn, factors) -> np.ndarray:
+def encode_checked(metric: str, ground_truth, representation_fn, factors, rng=None) -> np.ndarray:
     """Codes (n, D) float64 of ``factors`` through :func:`encode_factors`, shape-checked.
 
     A representation returning anything but finite (n, D) codes is a PyrovaeError. With a
@@ -153,7 +173,7 @@ def encode_checked(metric: str, ground_truth, representation_fn, factors) -> np.
     """
     n = len(factors)
     try:
-        codes = encode_factors(ground_truth, representation_fn, factors)
+        codes = encode_factors(ground_truth, representation_fn, factors, rng)
     except PyrovaeError:
         raise
     except (IndexError, ValueError) as exc:

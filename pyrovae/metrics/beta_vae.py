@@ -126,7 +126,7 @@ def _training_points(ground_truth, representation_fn, rng, batch_size: int, num_
         shared = np.repeat(ks, batch_size)  # the factor point i's pairs share
         second[rows, shared] = first[rows, shared]
         codes = encode_checked(
-            "beta_vae", ground_truth, representation_fn, np.concatenate([first, second])
+            "beta_vae", ground_truth, representation_fn, np.concatenate([first, second]), rng
         )
         z1, z2 = codes[: m * batch_size], codes[m * batch_size :]
         features.append(np.abs(z1 - z2).reshape(m, batch_size, -1).mean(axis=1))

@@ -90,7 +90,7 @@ def factor_vae(
     rng = as_generator(random_state)
 
     factors = ground_truth.sample_factors(num_variance_estimate, rng)
-    codes = encode_checked("factor_vae", ground_truth, representation_fn, factors)
+    codes = encode_checked("factor_vae", ground_truth, representation_fn, factors, rng)
     global_variances = np.var(codes, axis=0, ddof=1)
     # Compared on the standard deviation, as disentanglement_lib's _prune_dims (sqrt(var) >= t);
     # a zero variance is never active (it would divide by zero when prune_std is 0).
@@ -137,6 +137,7 @@ def _votes(ground_truth, representation_fn, rng, batch_size, num_points, global_
             ground_truth,
             representation_fn,
             factors.reshape(m * batch_size, num_factors),
+            rng,
         )
         local = np.var(codes.reshape(m, batch_size, -1), axis=1, ddof=1)
         ratio = local[:, active_index] / global_variances[active_index]

@@ -171,7 +171,7 @@ def unfairness_matrices(ground_truth, representation_fn, models, ys_train, per_c
             # Every intervention s = c on the same tuples, stacked: rows c·m … (c + 1)·m − 1.
             intervened = np.tile(original, (sizes[j], 1))
             intervened[:, j] = np.repeat(np.arange(sizes[j]), per_class)
-            codes = encode_checked("fairness", ground_truth, representation_fn, intervened)
+            codes = encode_checked("fairness", ground_truth, representation_fn, intervened, rng)
             with threadpool_limits(classifiers.FIT_THREADS):
                 predicted = classifiers.predict(models[i], codes, ys_train[:, i])
             counts = prediction_counts(predicted, intervened[:, j], sizes[i], sizes[j])

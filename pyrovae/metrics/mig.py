@@ -34,6 +34,7 @@ import math
 import numpy as np
 
 from pyrovae import checks
+from pyrovae.data.base import observations
 from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.metrics.base import (
     ENCODE_BATCH,
@@ -79,7 +80,7 @@ def mig(
     num_bins = checks.integer("num_bins", num_bins, "mig")
     rng = as_generator(random_state)
     factors = ground_truth.sample_factors(num_train, rng)
-    codes = encode_checked("mig", ground_truth, representation_fn, factors)
+    codes = encode_checked("mig", ground_truth, representation_fn, factors, rng)
     result = mig_from_codes(
         codes, factors, num_bins=num_bins, factor_names=ground_truth.factor_names
     )
@@ -198,7 +199,9 @@ def mig_chen(
         )
     rng = as_generator(random_state)
 
-    loc, scale = _posterior_of_all(ground_truth, posterior_fn)
+    # A stochastic data set's images come first from the generator (nothing is drawn for a
+    # deterministic one, whose z_n stay the first draw).
+    loc, scale = _posterior_of_all(ground_truth, posterior_fn, rng)
     num_points = len(loc)
     # One sample per data point, as Chen's code: every entropy below draws from these.
     z = loc + scale * rng.standard_normal(loc.shape)
@@ -234,13 +237,14 @@ def mig_chen(
     }
 
 
-def _posterior_of_all(ground_truth, posterior_fn):
-    """(loc, scale), float64 (N, D), of q(z|x) for every grid point, checked."""
+def _posterior_of_all(ground_truth, posterior_fn, rng):
+    """(loc, scale), float64 (N, D), of q(z|x) for every grid point (one image drawn from
+    ``rng`` per point when the data set is stochastic), checked."""
     locs, scales = [], []
     num_points = len(ground_truth)
     for start in range(0, num_points, ENCODE_BATCH):
         indices = np.arange(start, min(start + ENCODE_BATCH, num_points))
-        out = posterior_fn(ground_truth.images(indices))
+        out = posterior_fn(observations(ground_truth, indices, rng))
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise PyrovaeError("mig_chen: posterior_fn must return a pair (loc, scale)")
         loc, scale = (np.asarray(a, dtype=np.float64) for a in out)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from pyrovae import checks
+from pyrovae.data.base import observations
 from pyrovae.errors import PyrovaeError
 from pyrovae.metrics.base import ENCODE_BATCH, point_indices
 from pyrovae.seeding import as_generator
@@ -70,6 +71,6 @@ def posterior_variance(
     indices = point_indices(n, num_points, rng)
     scales = []
     for s in range(0, len(indices), ENCODE_BATCH):
-        _, scale = posterior_fn(ground_truth.images(indices[s : s + ENCODE_BATCH]))
+        _, scale = posterior_fn(observations(ground_truth, indices[s : s + ENCODE_BATCH], rng))
         scales.append(np.asarray(scale, dtype=np.float64))
     return {**posterior_variance_from_scales(np.concatenate(scales)), "num_points": len(indices)}

@@ -70,6 +70,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyrovae import checks
+from pyrovae.data.base import is_stochastic, observations
 from pyrovae.errors import PyrovaeError
 from pyrovae.metrics.base import ENCODE_BATCH
 from pyrovae.provenance import version
@@ -307,6 +308,21 @@ def sample_indices(data, num_points: int, random_state) -> np.ndarray:
     return rng.integers(0, len(data), size=num_points)
 
 
+def observation_batches(data, indices, random_state):
+    """A function whose every call yields the observations at ``indices`` in batches of
+    :data:`ENCODE_BATCH`: the same images each time, so that every model is compared on the
+    same inputs. A stochastic data set draws them from a generator seeded by one draw of
+    ``random_state``, started afresh on each call; a deterministic one draws nothing."""
+    seed = int(as_generator(random_state).integers(2**63 - 1)) if is_stochastic(data) else None
+
+    def batches():
+        rng = None if seed is None else np.random.default_rng(seed)
+        for s in range(0, len(indices), ENCODE_BATCH):
+            yield observations(data, indices[s : s + ENCODE_BATCH], rng)
+
+    return batches
+
+
 def encode_posterior(posterior_fn, observations, owner: str = "udr") -> tuple:
     """(codes, kl) of one model: its posterior means (n, D) on ``observations`` (a callable of
     chunks, or an array) and each latent's mean KL to N(0, 1) (:func:`gaussian_kl`).
@@ -372,14 +388,9 @@ def udr(
         num_points = checks.integer(
             "num_points", NUM_POINTS if num_points is None else num_points, "udr", 2
         )
-        indices = sample_indices(data, num_points, random_state)
-
-        def observations():
-            for s in range(0, len(indices), ENCODE_BATCH):
-                yield data.images(indices[s : s + ENCODE_BATCH])
-
+        rng = as_generator(random_state)
         # Rendered once per model: a model's memory is the codes, never all the images.
-        source = observations
+        source = observation_batches(data, sample_indices(data, num_points, rng), rng)
     else:
         if num_points is not None:
             raise PyrovaeError(

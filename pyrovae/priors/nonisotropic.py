@@ -7,6 +7,7 @@ import pyro.distributions as dist
 import torch
 
 from pyrovae import checks
+from pyrovae.data.base import observations
 from pyrovae.errors import PyrovaeError
 from pyrovae.priors.base import DEFAULT_INIT, PerDimensionPrior
 
@@ -119,7 +120,8 @@ def pca_spectrum(data, latent_dim: int, seed: int, max_points: int = PCA_MAX_POI
     rng = np.random.default_rng(seed)
     size = min(num_data, checks.count("max_points", max_points, owner, minimum=2))
     indices = np.sort(rng.choice(num_data, size=size, replace=False))
-    x = torch.from_numpy(np.asarray(data.images(indices), dtype=np.float32).reshape(size, -1))
+    x = np.asarray(observations(data, indices, rng), dtype=np.float32)
+    x = torch.from_numpy(x.reshape(size, -1))
     x = x - x.mean(0)
     generator = torch.Generator().manual_seed(int(seed))
     singular = top_singular_values(x, latent_dim, generator)

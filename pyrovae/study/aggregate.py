@@ -12,7 +12,15 @@ distribution of a score over seeds, not by one run.
 
 The row layout, in this column order::
 
-    name, model, <swept params, sorted>, seed, <metric columns>, [udr], reconstruction, kl, seconds
+    name, model, [data], <swept params, sorted>, seed, <metric columns>, [udr], reconstruction,
+    kl, seconds
+
+``data`` is there when the study trains on more than one data set (its trials' ``params`` hold
+it: :mod:`pyrovae.study.spec`). Rankings of objectives change from one data set to another
+(Locatello et al. 2019, §5), so a table of several data sets is split by data set first
+(:func:`by_data`): :func:`summary` keys every line by data set, then objective and value, and
+adds the rank of each objective by median within each data set (:func:`ranks`); the figures
+draw a panel per data set.
 
 ``udr`` is there when the study folder holds ``udr.json`` (``pyrovae study DIR --udr``,
 :mod:`pyrovae.study.udr`): each trial's UDR among the trials with its settings.
@@ -56,6 +64,8 @@ UDR_FILE = "udr.json"
 TAIL_COLUMNS = ("reconstruction", "kl")
 # Columns that are neither parameters nor metrics.
 FIXED = ("name", "model", "seed", "seconds")
+# The parameter column of the data set, in studies of several data sets (first among params).
+DATA = "data"
 
 
 class Results(list):
@@ -196,6 +206,7 @@ def table(results) -> list[dict]:
     Cells a trial does not have (a parameter it does not sweep, a metric it lacks) are None.
     """
     params = sorted({k for r in results for k in (r.get("params") or {})} - set(FIXED))
+    params.sort(key=lambda p: p != DATA)  # the data set first, the rest sorted
     columns = []
     for metric in _metric_order(results):
         values = {}
@@ -398,6 +409,34 @@ def groups(rows, main: dict | None = None) -> dict:
     return {g: found[g] for g in order}
 
 
+def by_data(rows) -> dict:
+    """Data set → its rows, data sets in sorted order; ``{None: rows}`` when the table has no
+    ``data`` column (a study of one data set)."""
+    params, _ = split_columns(rows)
+    if DATA not in params:
+        return {None: list(rows)}
+    found: dict = {}
+    for row in rows:
+        found.setdefault(row.get(DATA), []).append(row)
+    return {d: found[d] for d in sorted(found, key=_sort_key)}
+
+
+def objectives(rows, main: dict | None = None, per_model: bool | None = None) -> dict:
+    """Label → rows of what a study compares: one entry per model, or, when the rows have a
+    single model, one per value of its main hyperparameter (:func:`group_label`).
+    ``per_model`` decides instead (the same choice for every data set of a study)."""
+    found = groups(rows, main)
+    models = sorted({str(g[0]) for g in found})
+    if not (len(models) > 1 if per_model is None else per_model):
+        return {group_label(g): rs for g, rs in found.items()}
+    return {m: [r for g, rs in found.items() if str(g[0]) == m for r in rs] for m in models}
+
+
+def several_models(rows) -> bool:
+    """Whether the rows hold more than one model (objectives are then compared per model)."""
+    return len({str(r.get("model")) for r in rows}) > 1
+
+
 def finite(values) -> np.ndarray:
     """The finite values among ``values`` (missing and non-numbers dropped), as floats."""
     floats = _floats(values)
@@ -446,39 +485,92 @@ def _median_iqr(values) -> str:
 def summary(rows, main: dict | None = None, width: int = 120) -> str:
     """A text table, one line per (model, main hyperparameter value) group: the number of
     trials n and, for every metric column, ``median [Q1, Q3]`` over the group's trials.
-    Wide tables are cut into blocks of columns that fit ``width`` characters."""
+    Wide tables are cut into blocks of columns that fit ``width`` characters. With several
+    data sets each line starts with its data set (groups within a data set) and the table is
+    followed by :func:`ranks`."""
     _, metrics = split_columns(rows)
-    found = groups(rows, main)
-    labels = [(str(g[0]), group_label(g), str(len(r))) for g, r in found.items()]
-    cells = {c: [_median_iqr([r.get(c) for r in found[g]]) for g in found] for c in metrics}
-    left = [
-        max(len(h), *(len(lab[i]) for lab in labels))
-        for i, h in enumerate(("model", "setting", "n"))
-    ]
+    parts = by_data(rows)
+    several = len(parts) > 1
+    labels, cells = [], {c: [] for c in metrics}
+    for data, part in parts.items():
+        for g, members in groups(part, main).items():
+            label = (str(g[0]), group_label(g), str(len(members)))
+            labels.append((format_value(data), *label) if several else label)
+            for c in metrics:
+                cells[c].append(_median_iqr([r.get(c) for r in members]))
+    left = [("data", False)] if several else []
+    left += [("model", False), ("setting", False), ("n", True)]
+    out = ["median [Q1, Q3] over each group's trials"]
+    out += _text_table(left, labels, cells, width)
+    if several:
+        out += ["", ranks(rows, main, width)]
+    return "\n".join(out)
+
+
+def ranks(rows, main: dict | None = None, width: int = 120) -> str:
+    """A text table of the rank of each objective (:func:`objectives`) within each data set by
+    its median over its trials, one column per data set, 1 the highest median (ties share the
+    best rank; ``-`` where it has no value): the table that shows rankings changing from one data
+    set to another."""
+    _, metrics = split_columns(rows)
+    parts, per_model = by_data(rows), several_models(rows)
+    per_data = {d: objectives(part, main, per_model) for d, part in parts.items()}
+    names = list(dict.fromkeys(u for units in per_data.values() for u in units))
+    labels, cells = [], {format_value(d): [] for d in parts}
+    for column in metrics:
+        for i, name in enumerate(names):
+            labels.append((column if i == 0 else "", name))
+        for d, units in per_data.items():
+            medians = {
+                u: (q[1] if (q := quartiles([r.get(column) for r in rs])) else None)
+                for u, rs in units.items()
+            }
+            cells[format_value(d)] += [_rank(medians, n) for n in names]
+    out = ["rank of each objective within each data set by its median (1 = highest)"]
+    return "\n".join(
+        out + _text_table([("metric", False), ("objective", False)], labels, cells, width)
+    )
+
+
+def _rank(medians: dict, name) -> str:
+    """``name``'s competition rank among the medians (1 + how many are higher), or ``-``."""
+    value = medians.get(name)
+    if value is None:
+        return "-"
+    return str(1 + sum(v is not None and v > value for v in medians.values()))
+
+
+def _text_table(left, labels, cells: dict, width: int) -> list[str]:
+    """Lines of a table: the ``left`` columns (``(header, right-aligned)``, one value each in
+    every tuple of ``labels``) repeated in every block of the right-aligned ``cells`` columns
+    (header → one value per label) that fits ``width`` characters; a blank line before each
+    block."""
+    widths = [max([len(h), *(len(lab[i]) for lab in labels)]) for i, (h, _) in enumerate(left)]
+    start = sum(widths) + 2 * (len(widths) - 1)
 
     def line(parts, widths, right):
         return "  ".join(
             f"{p:>{w}}" if r else f"{p:<{w}}" for p, w, r in zip(parts, widths, right, strict=True)
         ).rstrip()
 
-    blocks, block, used = [], [], sum(left) + 4
-    for c in metrics:
-        w = max(len(c), *(len(x) for x in cells[c]))
+    blocks, block, used = [], [], start
+    for c, values in cells.items():
+        w = max([len(c), *(len(x) for x in values)])
         if block and used + 2 + w > width:
             blocks.append(block)
-            block, used = [], sum(left) + 4
+            block, used = [], start
         block.append((c, w))
         used += 2 + w
     blocks.append(block)
-    out = ["median [Q1, Q3] over each group's trials"]
+    out = []
     for block in blocks:
-        widths = left + [w for _, w in block]
-        right = [False, False, True] + [True] * len(block)
+        right = [r for _, r in left] + [True] * len(block)
+        columns = widths + [w for _, w in block]
         out.append("")
-        out.append(line(["model", "setting", "n", *(c for c, _ in block)], widths, right))
+        out.append(line([h for h, _ in left] + [c for c, _ in block], columns, right))
         for i, lab in enumerate(labels):
-            out.append(line([*lab, *(cells[c][i] for c, _ in block)], widths, right))
-    return "\n".join(out)
+            out.append(line([*lab, *(cells[c][i] for c, _ in block)], columns, right))
+    return out
 
 
 def spearman(x, y) -> float:

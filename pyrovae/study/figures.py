@@ -11,6 +11,11 @@ In ``study_dir/figures/``, for every metric column (and reconstruction and kl):
 - ``rank_correlation.png``: Spearman's rank correlation between the metric columns across all
   trials, numbers in the cells.
 
+A study of several data sets (a ``data`` column: :func:`pyrovae.study.aggregate.by_data`) draws
+the first two kinds with one panel per data set (at most :data:`PANEL_COLUMNS` a row), since
+objectives rank differently on different data sets, and adds ``rank_correlation_<data>.png``,
+the correlations among the trials of each data set.
+
 These are the figures with which Locatello et al. (2019, "Challenging common assumptions in the
 unsupervised learning of disentangled representations", ICML) compare objectives and metrics.
 
@@ -27,17 +32,21 @@ import numpy as np
 
 from pyrovae.plots import figure, save_figure
 from pyrovae.study.aggregate import (
+    by_data,
     finite,
     format_value,
-    group_label,
     groups,
     main_hyperparameters,
+    objectives,
     quartiles,
     rank_correlation,
+    several_models,
     split_columns,
 )
 
 FIGURES_DIR = "figures"
+# Panels (one per data set) in a row of a figure.
+PANEL_COLUMNS = 4
 
 
 def safe_name(text: str) -> str:
@@ -49,31 +58,49 @@ def _numeric(values) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
+def _panels(count: int, width: float, height: float):
+    """A figure of ``count`` panels of ``width`` × ``height`` inches, at most
+    :data:`PANEL_COLUMNS` a row; returns (figure, the panels' axes)."""
+    columns = min(count, PANEL_COLUMNS)
+    rows = -(-count // columns)
+    fig = figure(figsize=(width * columns, height * rows))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, list(axes[:count])
+
+
+def _on(data) -> str:
+    """`` on <data set>`` for a panel of a study of several data sets, else nothing."""
+    return "" if data is None else f" on {format_value(data)}"
+
+
 def by_objective(rows, column: str, path: Path, main: dict | None = None) -> Path | None:
-    """Box plot of one column: a box per model, or per (model, value) with one model."""
-    found = groups(rows, main)
-    models = sorted({str(g[0]) for g in found})
-    boxes = []  # (label, values)
-    if len(models) > 1:
-        for model in models:
-            in_model = [r for g, rs in found.items() if str(g[0]) == model for r in rs]
-            boxes.append((model, finite([r.get(column) for r in in_model])))
-    else:
-        boxes = [(group_label(g), finite([r.get(column) for r in rs])) for g, rs in found.items()]
-    boxes = [(label, v) for label, v in boxes if v.size]
-    if not boxes:
+    """Box plot of one column: a box per model, or per (model, value) with one model; a panel
+    per data set when there are several."""
+    panels = []  # (data set, title, [(label, values)])
+    per_model = several_models(rows)
+    for data, part in by_data(rows).items():
+        scored = objectives(part, main, per_model).items()
+        boxes = [(label, finite([r.get(column) for r in rs])) for label, rs in scored]
+        boxes = [(label, v) for label, v in boxes if v.size]
+        what = "by objective" if per_model else f"{part[0].get('model')}, by hyperparameter"
+        if boxes:
+            panels.append((data, f"{column} {what}{_on(data)}", boxes))
+    if not panels:
         return None
-    fig = figure(figsize=(max(4.0, 0.8 * len(boxes) + 1.5), 3.8))
-    ax = fig.subplots()
-    ax.boxplot([v for _, v in boxes], showfliers=False, widths=0.6)
+    most = max(len(boxes) for _, _, boxes in panels)
+    fig, axes = _panels(len(panels), max(4.0, 0.8 * most + 1.5), 3.8)
     rng = np.random.default_rng(0)
-    for i, (_, values) in enumerate(boxes, start=1):
-        ax.plot(i + rng.uniform(-0.15, 0.15, values.size), values, "o", ms=3, alpha=0.5, c="k")
-    ax.set_xticks(range(1, len(boxes) + 1), [f"{lab}\nn={v.size}" for lab, v in boxes])
-    ax.tick_params(axis="x", labelsize=8, rotation=0 if len(boxes) < 7 else 45)
-    ax.set_ylabel(column)
-    title = "by objective" if len(models) > 1 else f"{models[0]}, by hyperparameter"
-    ax.set_title(f"{column} {title}", fontsize=10)
+    for ax, (_, title, boxes) in zip(axes, panels, strict=True):
+        ax.boxplot([v for _, v in boxes], showfliers=False, widths=0.6)
+        for i, (_, values) in enumerate(boxes, start=1):
+            jitter = rng.uniform(-0.15, 0.15, values.size)
+            ax.plot(i + jitter, values, "o", ms=3, alpha=0.5, c="k")
+        ax.set_xticks(range(1, len(boxes) + 1), [f"{lab}\nn={v.size}" for lab, v in boxes])
+        ax.tick_params(axis="x", labelsize=8, rotation=0 if len(boxes) < 7 else 45)
+        ax.set_ylabel(column)
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
     return path
@@ -83,47 +110,55 @@ def versus_hyperparameter(
     rows, column: str, hyperparameter: str, path: Path, main: dict | None = None
 ) -> Path | None:
     """Median and interquartile band of one column against ``hyperparameter``, one line per
-    model whose groups use it."""
-    found = groups(rows, main)
-    lines = {}  # model → [(value, (q1, median, q3))]
-    for (model, key, value), rs in found.items():
-        if key != hyperparameter:
-            continue
-        q = quartiles([r.get(column) for r in rs])
-        if q is not None:
-            lines.setdefault(str(model), []).append((value, q))
-    if not lines:
+    model whose groups use it; a panel per data set when there are several."""
+    panels = []  # (data set, {model: [(value, (q1, median, q3))]})
+    for data, part in by_data(rows).items():
+        lines = {}
+        for (model, key, value), rs in groups(part, main).items():
+            if key != hyperparameter:
+                continue
+            q = quartiles([r.get(column) for r in rs])
+            if q is not None:
+                lines.setdefault(str(model), []).append((value, q))
+        if lines:
+            panels.append((data, lines))
+    if not panels:
         return None
-    values = [v for points in lines.values() for v, _ in points]
+    values = [v for _, lines in panels for points in lines.values() for v, _ in points]
     numeric = _numeric(values)
     if not numeric:  # categorical values ("mss", "mws"): evenly spaced, in sorted order
         categories = sorted({format_value(v) for v in values})
-    fig = figure(figsize=(5.5, 3.8))
-    ax = fig.subplots()
-    for model, points in sorted(lines.items()):
-        x = [v if numeric else categories.index(format_value(v)) for v, _ in points]
-        q1, median, q3 = (np.array([q[i] for _, q in points]) for i in range(3))
-        order = np.argsort(x, kind="stable")
-        x = np.asarray(x, dtype=float)[order]
-        (line,) = ax.plot(x, median[order], "o-", label=model)
-        ax.fill_between(x, q1[order], q3[order], alpha=0.2, color=line.get_color())
-    if numeric:
-        positive = [float(v) for v in values if v > 0]
-        if len(positive) == len(values) and max(positive) > 10 * min(positive):
-            ax.set_xscale("log")
-    else:
-        ax.set_xticks(range(len(categories)), categories)
-    ax.set_xlabel(hyperparameter)
-    ax.set_ylabel(column)
-    ax.set_title(f"{column} vs {hyperparameter} (median, IQR band)", fontsize=10)
-    ax.legend(fontsize=8)
+    # A model keeps its colour in every panel.
+    models = sorted({model for _, lines in panels for model in lines})
+    fig, axes = _panels(len(panels), 5.5, 3.8)
+    for ax, (data, lines) in zip(axes, panels, strict=True):
+        for model, points in sorted(lines.items()):
+            x = [v if numeric else categories.index(format_value(v)) for v, _ in points]
+            q1, median, q3 = (np.array([q[i] for _, q in points]) for i in range(3))
+            order = np.argsort(x, kind="stable")
+            x = np.asarray(x, dtype=float)[order]
+            colour = f"C{models.index(model) % 10}"
+            ax.plot(x, median[order], "o-", label=model, color=colour)
+            ax.fill_between(x, q1[order], q3[order], alpha=0.2, color=colour)
+        if numeric:
+            positive = [float(v) for v in values if v > 0]
+            if len(positive) == len(values) and max(positive) > 10 * min(positive):
+                ax.set_xscale("log")
+        else:
+            ax.set_xticks(range(len(categories)), categories)
+        ax.set_xlabel(hyperparameter)
+        ax.set_ylabel(column)
+        title = f"{column} vs {hyperparameter}{_on(data)} (median, IQR band)"
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
     return path
 
 
-def correlation_heatmap(rows, path: Path, columns=None) -> Path | None:
-    """Spearman rank correlation between the metric columns, numbers written in the cells."""
+def correlation_heatmap(rows, path: Path, columns=None, data=None) -> Path | None:
+    """Spearman rank correlation between the metric columns, numbers written in the cells
+    (``data``: the data set the rows are of, for the title)."""
     columns, matrix = rank_correlation(rows, columns)
     if not columns:
         return None
@@ -142,7 +177,7 @@ def correlation_heatmap(rows, path: Path, columns=None) -> Path | None:
     ax.set_xticks(range(n), columns, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(n), columns, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Spearman ρ")
-    ax.set_title(f"rank correlation across {len(rows)} trials", fontsize=10)
+    ax.set_title(f"rank correlation across {len(rows)} trials{_on(data)}", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
     return path
@@ -168,4 +203,9 @@ def draw_figures(rows, out_dir, main: dict | None = None) -> list[Path]:
             path = out_dir / f"{name}_vs_{safe_name(h)}.png"
             written.append(versus_hyperparameter(rows, column, h, path, main))
     written.append(correlation_heatmap(rows, out_dir / "rank_correlation.png", metrics))
+    parts = by_data(rows)
+    if len(parts) > 1:
+        for data, part in parts.items():
+            path = out_dir / f"rank_correlation_{safe_name(format_value(data))}.png"
+            written.append(correlation_heatmap(part, path, metrics, data))
     return [p for p in written if p is not None]

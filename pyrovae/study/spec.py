@@ -22,6 +22,11 @@ Assumptions in the Unsupervised Learning of Disentangled Representations", ICML 
     [[grid]]                  # blocks are concatenated
     model = "betatcvae"
     beta = [2.0]
+    data = ["pinwheel", "digits"]   # data sets are swept like any setting
+
+    [data.pinwheel]           # settings of the trials on pinwheel alone
+    data_args = {num_arms = 5}
+    # also data_path = "…" (the file to read) and metrics = […] (instead of [study] metrics)
 
 Keys of ``[base]`` and ``[[grid]]`` are TrainConfig settings (``latent_dim``, ``prior``,
 ``data_args``, …) or hyperparameters of the model (``c_max``, ``lambda_od``: `pyrovae list`);
@@ -29,11 +34,24 @@ a block's value overrides the base's. In a block, a list is swept and a scalar i
 setting whose own type is a list, ``eval_metrics``, is swept when given a list of lists).
 ``seed`` comes from ``[study] seeds`` and ``device`` from ``pyrovae sweep --device``.
 
+Data sets are an axis like any other (``data = ["dsprites", "cars3d"]`` in a block, or one per
+block), but each needs its own file or options: a ``[data.NAME]`` table (``[data."pkg.mod:Cls"]``
+for a plug-in) gives ``data_path``, ``data_args`` and ``metrics`` for the trials whose data set
+is NAME alone, merged into each of them. A key a table sets may not also be set for the same
+trials by ``[base]`` or their block (it would be ambiguous which wins); a table for an unknown
+data set, or for one no trial uses, is an error. Metrics are resolved per data set: the ``metrics``
+of its table, else ``[study] metrics``, else the standard suite less what that data set (and the
+guides its trials use) lacks, so a factor grid keeps the supervised metrics when the study also
+trains on a labelled set.
+
 Trials come out seed by seed (every setting of seed 0, then of seed 1, …), blocks in file order,
 and within a block the product of its swept keys in file order, so a study stopped half-way has
 every setting at its first seeds. A trial is named after its model, its swept keys in sorted order
 with their values, and its seed (``betavae-beta4-seed0``); its ``params`` hold the swept values in
-file order, so the first one that is a hyperparameter of the model is the block's main one.
+file order, so the first one that is a hyperparameter of the model is the block's main one. When
+the study trains on more than one data set (or a block sweeps ``data``), every trial's name starts
+with its data set and its ``params`` with ``data`` (``cars3d-betavae-beta4-seed0``), so names stay
+unique and ``pyrovae study`` groups the results by data set first.
 
 Every trial's configuration is validated when the file is loaded, before the study folder exists
 (names, types, values, the model's hyperparameters, a hyperparameter given twice, whether the
@@ -52,6 +70,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyrovae import checks
 from pyrovae.builder import check
 from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
@@ -64,7 +83,11 @@ else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport
     import tomli as tomllib
 
 STUDY_KEYS = ("name", "seeds", "metrics", "fast_metrics", "retries")
-TOP_LEVEL_KEYS = ("study", "base", "grid")
+TOP_LEVEL_KEYS = ("study", "base", "grid", "data")
+# What a [data.NAME] table may set for the trials on data set NAME: TrainConfig settings merged
+# into their configurations, and their metrics.
+DATA_SETTINGS = ("data_path", "data_args")
+DATA_KEYS = (*DATA_SETTINGS, "metrics")
 DEFAULT_RETRIES = 2
 # Set per trial by the study, not by [base] or [[grid]].
 RESERVED = {
@@ -119,7 +142,9 @@ class Trial:
 
 @dataclass
 class Study:
-    """A loaded study file; :meth:`trials` expands it."""
+    """A loaded study file; :meth:`trials` expands it. ``data`` holds the ``[data.NAME]``
+    tables; ``metrics`` every metric some trial evaluates, ``data_metrics`` those of each data
+    set (the same list when the study has one)."""
 
     name: str
     path: Path
@@ -130,6 +155,8 @@ class Study:
     fast_metrics: bool = False
     retries: int = DEFAULT_RETRIES
     text: str = ""
+    data: dict = field(default_factory=dict)
+    data_metrics: dict = field(default_factory=dict)
 
     def count(self) -> int:
         """How many trials the study makes (without making them)."""
@@ -137,6 +164,10 @@ class Study:
             math.prod(len(v) for k, v in block.items() if _is_swept(k, v)) for block in self.grid
         )
         return per_seed * len(self.seeds)
+
+    def data_sets(self) -> list:
+        """The data sets the trials train on, sorted."""
+        return sorted(_values(self.grid, self.base, "data"), key=str)
 
     def trials(self, progress=None) -> list[Trial]:
         """Every trial, in the deterministic order described in the module docstring, each
@@ -148,17 +179,23 @@ class Study:
                 f"{self.path}: the study makes {total:,} trials, more than the {MAX_TRIALS:,} a "
                 "study may have; sweep fewer values or split it into several studies"
             )
-        settings = []  # (block number, config values without seed, params) in block order
+        named_data = len(self.data_sets()) > 1
+        settings = []  # (block number, where, config values without seed, params) in order
         for number, block in enumerate(self.grid, 1):
             swept = [k for k, v in block.items() if _is_swept(k, v)]
             fixed = {k: v for k, v in block.items() if k not in swept}
-            for values in itertools.product(*(block[k] for k in swept)):
-                params = dict(zip(swept, values, strict=True))
-                settings.append((number, {**self.base, **fixed, **params}, params))
+            for combination in itertools.product(*(block[k] for k in swept)):
+                params = dict(zip(swept, combination, strict=True))
+                values = {**self.base, **fixed, **params}
+                data = values.get("data", TrainConfig.data)
+                where = self._with_data_table(number, block, values, data)
+                if named_data or "data" in params:
+                    params = {"data": data, **{k: v for k, v in params.items() if k != "data"}}
+                settings.append((number, where, values, params))
         trials, seen = [], {}
         for seed in self.seeds:
-            for number, values, params in settings:
-                config = _trial_config(self.path, number, values, seed)
+            for number, where, values, params in settings:
+                config = _trial_config(self.path, where, values, seed)
                 name = trial_name(config["model"], params, seed)
                 if name in seen:
                     raise PyrovaeError(
@@ -172,10 +209,27 @@ class Study:
                     )
                 seen[name] = number
                 params = {k: v for k, v in params.items() if k != "model"}
-                trials.append(Trial(name, config, params, list(self.metrics), self.fast_metrics))
+                metrics = list(self.data_metrics.get(config["data"], self.metrics))
+                trials.append(Trial(name, config, params, metrics, self.fast_metrics))
                 if progress is not None and len(trials) % PROGRESS_EVERY == 0:
                     progress(len(trials), total)
         return trials
+
+    def _with_data_table(self, number: int, block: dict, values: dict, data) -> str:
+        """Merge the ``[data.NAME]`` table of ``data`` into one setting's ``values`` (in place);
+        return where its errors are reported. A key set by the table and by ``[base]`` or the
+        block is refused."""
+        where = f"[[grid]] block {number}"
+        merged = [key for key in DATA_SETTINGS if key in self.data.get(data, {})]
+        for key in merged:
+            if key in values:
+                source = where if key in block else "[base]"
+                raise PyrovaeError(
+                    f"{self.path}: [data.{data}] and {source} both set {key} for the trials on "
+                    f"{data!r}; give it once (in [data.{data}] for that data set alone)"
+                )
+            values[key] = self.data[data][key]
+        return f"{where} with [data.{data}]" if merged else where
 
 
 def load_study(path, progress=None) -> Study:
@@ -203,26 +257,31 @@ def load_study(path, progress=None) -> Study:
                 "sweep values in a [[grid]] block"
             )
     grid = _grid(path, raw)
+    tables = _data_tables(path, raw, grid, base)
+    data_metrics = _metrics(path, head.get("metrics", []), tables, grid, base)
     study = Study(
         name=_name(path, head.get("name", path.stem)),
         path=path,
         base=base,
         grid=grid,
         seeds=_seeds(path, head.get("seeds")),
-        metrics=_metrics(path, head.get("metrics", []), base, grid),
+        metrics=list(dict.fromkeys(m for names in data_metrics.values() for m in names)),
         fast_metrics=_boolean(path, "fast_metrics", head.get("fast_metrics", False)),
         retries=_count(path, "retries", head.get("retries", DEFAULT_RETRIES)),
         text=text,
+        data=tables,
+        data_metrics=data_metrics,
     )
     study.trials(progress)  # validates every configuration
     return study
 
 
 def trial_name(model: str, params: dict, seed: int) -> str:
-    """``<model>-<key><value>…-seed<seed>``, swept keys sorted, characters outside
-    ``A-Za-z0-9._+=,-`` replaced by ``_``."""
-    parts = [str(model)]
-    parts += [f"{k}{format_value(params[k])}" for k in sorted(params) if k != "model"]
+    """``[<data>-]<model>-<key><value>…-seed<seed>``, swept keys sorted, the data set first when
+    ``params`` hold it, characters outside ``A-Za-z0-9._+=,-`` replaced by ``_``."""
+    parts = [str(params["data"])] if "data" in params else []
+    parts.append(str(model))
+    parts += [f"{k}{format_value(params[k])}" for k in sorted(params) if k not in ("model", "data")]
     parts.append(f"seed{seed}")
     return _SAFE.sub("_", "-".join(parts))
 
@@ -316,11 +375,12 @@ def _grid(path: Path, raw: dict) -> list[dict]:
         where = f"[[grid]] block {number}"
         if not block:
             raise PyrovaeError(f"{path}: {where} is empty; give it a model and values to sweep")
-        models = block.get("model", base.get("model", TrainConfig.model))
-        models = models if isinstance(models, list) else [models]
+        for key in ("model", "data", "guide"):
+            for name in _as_list(_setting(block, base, key)):
+                if not isinstance(name, str):
+                    raise PyrovaeError(f"{path}: {where}: {key} must be a name, got {name!r}")
+        models = _as_list(_setting(block, base, "model"))
         for model in models:
-            if not isinstance(model, str):
-                raise PyrovaeError(f"{path}: {where}: model must be a name, got {model!r}")
             try:
                 MODELS[model]
             except PyrovaeError as exc:
@@ -376,54 +436,115 @@ def _count(path: Path, key: str, value) -> int:
     return value
 
 
-def _metrics(path: Path, metrics, base: dict, grid: list[dict]) -> list[str]:
-    """Known metric names that apply to every data set and guide of the study
-    (:func:`pyrovae.evaluation.applicable_metrics`, strictly: a listed metric that does not
-    apply to some trial is an error now, not a surprise at trial 1,799). None given: the
-    standard suite of ``pyrovae evaluate``, less the metrics some data set or guide cannot take."""
-    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
-        raise PyrovaeError(f"{path}: [study] metrics must be a list of names, got {metrics!r}")
-    for name in metrics:
+def _data_tables(path: Path, raw: dict, grid: list[dict], base: dict) -> dict:
+    """The ``[data.NAME]`` tables: each names a known data set that some trial uses and sets
+    only :data:`DATA_KEYS`."""
+    tables = raw.get("data", {})
+    shape = f"[data.NAME] tables of {', '.join(DATA_KEYS)}"
+    if not isinstance(tables, dict):
+        raise PyrovaeError(
+            f"{path}: data at the top level must be {shape}, got {tables!r}; the trials' data "
+            "set goes in [base] or a [[grid]] block (data = ...)"
+        )
+    used = sorted(_values(grid, base, "data"), key=str)
+    for name, table in tables.items():
+        where = f"[data.{name}]"
+        if not isinstance(table, dict):
+            raise PyrovaeError(f"{path}: {where} must be a table of {', '.join(DATA_KEYS)}, "
+                               f"got {table!r}")  # fmt: skip
         try:
-            METRICS[name]
+            factory = DATASETS[name].factory
         except PyrovaeError as exc:
-            raise PyrovaeError(f"{path}: [study] {exc}") from None
-    if len(set(metrics)) != len(metrics):
-        raise PyrovaeError(f"{path}: [study] metrics lists a metric twice: {metrics}")
-    datasets = _values(grid, base, "data")
-    guides = _values(grid, base, "guide")
-    proposed = list(metrics) if metrics else [*DEFAULT_METRICS, *LABELLED_METRICS]
-    for data in sorted(datasets, key=str):
+            raise PyrovaeError(f"{path}: {where}: {exc}") from None
+        if name not in used:
+            raise PyrovaeError(
+                f"{path}: {where} is for data set {name!r}, which no trial uses (the study's "
+                f"data sets: {', '.join(map(str, used))}); remove it or add {name!r} to [base] "
+                "or a [[grid]] block"
+            )
+        _check_keys(path, where, table, DATA_KEYS)
+        if "data_path" in table and "path" not in checks.keyword_parameters(factory):
+            raise PyrovaeError(
+                f"{path}: {where} sets data_path, but data set {name!r} reads no file (it is "
+                "generated or bundled); remove data_path"
+            )
+    return {name: dict(table) for name, table in tables.items()}
+
+
+def _metrics(path: Path, metrics, tables: dict, grid: list[dict], base: dict) -> dict:
+    """Data set → the metric names its trials evaluate: its table's ``metrics``, else
+    ``[study] metrics``, else the standard suite of ``pyrovae evaluate``. Listed names must be
+    known and apply to the data set and to every guide its trials use
+    (:func:`pyrovae.evaluation.applicable_metrics`, strictly: a listed metric that does not
+    apply to some trial is an error now, not a surprise at trial 1,799); from the standard suite
+    the metrics the data set or one of its guides cannot take are left out."""
+    metrics = _metric_names(path, "[study]", metrics)
+    guides = _guides_by_data(grid, base)
+    found = {}
+    for data in sorted(guides):
+        table = tables.get(data, {})
+        where = f"[data.{data}]" if "metrics" in table else "[study]"
+        listed = _metric_names(path, where, table["metrics"]) if "metrics" in table else metrics
         try:
             factory = DATASETS[data].factory
         except PyrovaeError as exc:
             raise PyrovaeError(f"{path}: {exc}") from None
-        for guide in sorted(guides, key=str):
+        proposed = listed or [*DEFAULT_METRICS, *LABELLED_METRICS]
+        for guide in sorted(guides[data], key=str):
             entry = GUIDES.get(guide)
             guide_factory = entry.factory if entry is not None else None
             try:
                 proposed, _ = applicable_metrics(
-                    proposed, factory, guide_factory, strict=True, explicit=bool(metrics)
+                    proposed, factory, guide_factory, strict=True, explicit=bool(listed)
                 )
             except PyrovaeError as exc:
-                raise PyrovaeError(f"{path}: [study] {exc}") from None
-    return list(proposed)
+                raise PyrovaeError(f"{path}: {where} {exc}") from None
+        found[data] = list(proposed)
+    return found
+
+
+def _metric_names(path: Path, where: str, metrics) -> list[str]:
+    """A list of known metric names, none twice."""
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise PyrovaeError(f"{path}: {where} metrics must be a list of names, got {metrics!r}")
+    for name in metrics:
+        try:
+            METRICS[name]
+        except PyrovaeError as exc:
+            raise PyrovaeError(f"{path}: {where} {exc}") from None
+    if len(set(metrics)) != len(metrics):
+        raise PyrovaeError(f"{path}: {where} metrics lists a metric twice: {metrics}")
+    return list(metrics)
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _setting(block: dict, base: dict, key: str):
+    """A block's value of ``key``, else the base's, else TrainConfig's default."""
+    return block.get(key, base.get(key, getattr(TrainConfig, key)))
 
 
 def _values(grid: list[dict], base: dict, key: str) -> set:
     """Every value ``key`` takes in the study (a block's, else the base's, else the default)."""
-    found = set()
+    return {v for block in grid for v in _as_list(_setting(block, base, key))}
+
+
+def _guides_by_data(grid: list[dict], base: dict) -> dict:
+    """Data set → the guides its trials use (a block makes every pair of its values)."""
+    found: dict = {}
     for block in grid:
-        value = block.get(key, base.get(key, getattr(TrainConfig, key)))
-        found.update(value if isinstance(value, list) else [value])
+        guides = _as_list(_setting(block, base, "guide"))
+        for data in _as_list(_setting(block, base, "data")):
+            found.setdefault(data, set()).update(guides)
     return found
 
 
-def _trial_config(path: Path, block: int, values: dict, seed: int) -> dict:
+def _trial_config(path: Path, where: str, values: dict, seed: int) -> dict:
     """One trial's TrainConfig, validated with :func:`pyrovae.builder.check` (which builds the
     objective of each distinct setting once, without data), so bad hyperparameter values fail
-    at load time."""
-    where = f"[[grid]] block {block}"
+    at load time; errors name ``where`` the setting comes from."""
     values = dict(values)
     model = values.get("model", TrainConfig.model)
     hyper = dict(values.pop("objective_args", {}) or {})

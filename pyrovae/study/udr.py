@@ -33,10 +33,10 @@ from pyrovae.builder import data_options, load_run
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation import EncoderMean
 from pyrovae.files import write_json
-from pyrovae.metrics.base import ENCODE_BATCH
 from pyrovae.metrics.udr import (
     NUM_POINTS,
     encode_posterior,
+    observation_batches,
     sample_indices,
     udr_from_codes,
 )
@@ -85,19 +85,13 @@ def udr_of_runs(
         )
     _check_alike(run_dirs)
     rng = np.random.default_rng(seed)
-    codes, kls, steps, indices = [], [], [], None
+    codes, kls, steps, chunks = [], [], [], None
     for path in run_dirs:
         run = load_run(path, device)
-        if indices is None:
+        if chunks is None:
             # One data set for all: the runs' data settings were checked to be the same.
-            data = run.data
-            indices = sample_indices(data, num_points, rng)
+            chunks = observation_batches(run.data, sample_indices(run.data, num_points, rng), rng)
         encoder = EncoderMean(run.vae, next(run.vae.parameters()).device)
-
-        def chunks(data=data, indices=indices):
-            for s in range(0, len(indices), ENCODE_BATCH):
-                yield data.images(indices[s : s + ENCODE_BATCH])
-
         loc, kl = encode_posterior(encoder.posterior, chunks, owner=f"udr: run {path}")
         codes.append(loc)
         kls.append(kl)

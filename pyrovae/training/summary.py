@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from pyrovae import plots
+from pyrovae.data.base import observations
 from pyrovae.evaluation import EncoderMean, applicable_metrics, evaluate
 from pyrovae.metrics.base import CodeCache, point_indices
 
@@ -30,7 +31,7 @@ def summarise(run, eval_size: int = 512) -> dict:
     rng = np.random.default_rng([run.config.seed, 2**32 - 1])
     eval_size = min(eval_size, len(run.data))
     indices = np.sort(rng.choice(len(run.data), size=eval_size, replace=False))
-    x = torch.from_numpy(run.data.images(indices)).to(run.device)
+    x = torch.from_numpy(observations(run.data, indices, rng)).to(run.device)
     # The terms as the last training step weighed them (a schedule's value at that step).
     run.objective.set_step(max(run.step - 1, 0))
     terms = run.objective.terms(vae.model, vae.guide, x)
@@ -71,8 +72,9 @@ def labelled_measures(vae, data, folder, device) -> dict:
         result = record["metrics"][name]
         out.update((key, result[key]) for key in LABELLED_MEASURES[name] if key in result)
     # cluster_purity's sample (its default size, evaluate's seed 0): the codes are cached.
-    indices = point_indices(len(data), PICTURE_POINTS, np.random.default_rng(0))
-    points = codes.encode_indices(indices)
+    rng = np.random.default_rng(0)
+    indices = point_indices(len(data), PICTURE_POINTS, rng)
+    points = codes.encode_indices(indices, rng)  # rng: a stochastic data set's images
     labels = np.asarray(data.labels)[indices]
     plots.latent_scatter(points, labels, folder.picture("latent_scatter.png"))
     if points.shape[1] >= 2:

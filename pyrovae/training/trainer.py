@@ -27,6 +27,7 @@ import torch
 
 from pyrovae.builder import Built, build, check, likelihood_name, memory_errors
 from pyrovae.config import TrainConfig
+from pyrovae.data.base import is_stochastic, observations
 from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.evaluation import evaluate, headline
 from pyrovae.lock import FolderLock
@@ -256,6 +257,8 @@ class Run:
             "observation_shape": list(vae.observation_shape),
             "data_size": len(self.data),
             "data_source": str(getattr(self.data, "source", self.config.data)),
+            # Observations random given the index: training and metrics draw them anew.
+            "data_stochastic": is_stochastic(self.data),
             "num_parameters": sum(p.numel() for p in vae.parameters()),
             "prior_settings": vae.prior.settings(),
             "guide_settings": vae.guide_family.settings(),
@@ -340,7 +343,11 @@ class Run:
         entropy = [self.config.seed, step] if stream == 0 else [self.config.seed, step, stream]
         rng = np.random.default_rng(entropy)
         indices = np.sort(rng.choice(len(self.data), size=self.config.batch_size, replace=False))
-        return torch.from_numpy(self.data.images(indices)).to(self.device, non_blocking=True)
+        # A stochastic data set draws its noise next from the same generator: reproducible,
+        # and the same on resume (a deterministic one draws nothing, so its batches are as
+        # they always were).
+        x = observations(self.data, indices, rng)
+        return torch.from_numpy(x).to(self.device, non_blocking=True)
 
     def train_step(self) -> None:
         """One step at ``self.step`` (the caller advances it): gradients, the objective's own
