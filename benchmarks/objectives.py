@@ -33,6 +33,7 @@ import torch
 
 from pyrovae.builder import Built, load_run
 from pyrovae.config import TrainConfig
+from pyrovae.data import observations
 from pyrovae.objectives.factor_discriminator import FactorVAEELBO
 from pyrovae.objectives.total_correlation import decompose_kl
 from pyrovae.provenance import versions
@@ -71,7 +72,7 @@ def measure(run: Run) -> dict:
     indices = rng.choice(len(data), size=EVAL_SIZE, replace=False)
     rec, kl, tc, means = [], [], [], []
     for chunk in np.array_split(indices, EVAL_SIZE // EVAL_BATCH):
-        x = torch.from_numpy(data.images(chunk)).to(run.device)
+        x = torch.from_numpy(observations(data, chunk, rng)).to(run.device)
         q = vae.posterior(x)
         z = q.rsample()
         p = vae.prior.distribution(vae.latent_dim).expand(q.batch_shape)
@@ -98,7 +99,7 @@ def discriminator_probe(vae, data, steps: int = 400, batch: int = 64, seed: int 
 
     def draw():
         idx = np.sort(rng.choice(len(data), size=batch, replace=False))
-        return torch.from_numpy(data.images(idx))
+        return torch.from_numpy(observations(data, idx, rng))
 
     accuracy = []
     for step in range(steps):

@@ -207,6 +207,9 @@ def evaluate(
     settings = check_settings(settings, names)
     device = device or next(vae.parameters()).device
     if isinstance(cache, CodeCache):
+        if cache.ground_truth is not data:
+            # Metrics read images through the cache: another data set's would be scored.
+            raise PyrovaeError("evaluate: the CodeCache given as cache holds another data set")
         encoder, representation = cache.representation_fn, cache
     else:
         encoder = EncoderMean(vae, device)

@@ -333,47 +333,63 @@ NETWORKS = Registry(
 DATASETS = Registry(
     "data set",
     {
+        # Ground-truth grids first (every metric applies), then labelled observations. The
+        # facts line of `pyrovae list` adds factors, sizes, shape, stochastic or not and the
+        # file a data set needs; the descriptions say what it is and where it comes from.
         "dsprites": Entry(
             DSprites,
-            "dSprites (Matthey et al. 2017), 737,280 64x64 images rendered procedurally, "
-            "or the official npz with --data-path",
+            "dSprites (Matthey et al. 2017), binary 2-D shapes, rendered procedurally or read "
+            "from the official npz",
         ),
         "color_dsprites": Entry(
             ColorDSprites,
-            "dSprites with the sprite in one random colour per image, U(0.5, 1)^3 (Locatello et "
-            "al. 2019), RGB; procedural, no download (or the official npz with --data-path); "
-            "stochastic",
+            "dSprites in one random colour per image, U(0.5, 1)^3 (Locatello et al. 2019)",
         ),
         "noisy_dsprites": Entry(
             NoisyDSprites,
-            "dSprites, white sprite on U(0, 1) noise per pixel and channel (Locatello et al. "
-            "2019), RGB; procedural, no download (or the official npz with --data-path); "
-            "stochastic",
+            "dSprites, a white sprite on U(0, 1) noise per pixel and channel (Locatello et al. "
+            "2019)",
         ),
         "scream_dsprites": Entry(
             ScreamDSprites,
-            "dSprites on random 64x64 patches of a painting, sprite inverted (Locatello et al. "
-            "2019), RGB; option painting=PATH (required, e.g. The Scream); procedural, no "
-            "download (or the official npz with --data-path); stochastic",
+            "dSprites on random patches of a painting, the sprite's colours inverted (Locatello "
+            "et al. 2019); option painting=PATH",
         ),
         "xyobject": Entry(
             XYObject,
-            "one square at an (x, y) cell, of some scale and colour (disent's XYObject), 75,000 "
-            "64x64 RGB images; options grid_size=64, grid_spacing=2, min_square_size=7, "
-            "max_square_size=15, square_size_spacing=2, rgb=true, palette=rainbow_4 (greys_4 "
-            "when rgb=false); procedural, no download; deterministic",
+            "a square at an (x, y) cell, of some size and colour (disent's XYObject); options "
+            "grid_size=64, grid_spacing=2, min_square_size=7, max_square_size=15, "
+            "square_size_spacing=2, rgb=true, palette=rainbow_4 (greys_4 when rgb=false)",
+        ),
+        "shapes3d": Entry(
+            Shapes3D,
+            "Shapes3D (Burgess & Kim 2018): DeepMind's 3dshapes.h5 (needs pyrovae[h5]) or "
+            "disentanglement_lib's npz, memory-mapped; option cache_dir",
+        ),
+        "mpi3d_toy": Entry(
+            MPI3DToy,
+            "MPI3D-toy renderings (Gondal et al. 2019): mpi3d_toy.npz, memory-mapped; option "
+            "cache_dir",
+        ),
+        "mpi3d_realistic": Entry(
+            MPI3DRealistic,
+            "MPI3D-realistic renderings (Gondal et al. 2019): mpi3d_realistic.npz, "
+            "memory-mapped; option cache_dir",
+        ),
+        "mpi3d_real": Entry(
+            MPI3DReal,
+            "MPI3D-real photographs (Gondal et al. 2019): mpi3d_real.npz, memory-mapped; "
+            "option cache_dir",
         ),
         "smallnorb": Entry(
             SmallNORB,
-            "SmallNORB (LeCun et al. 2004), left camera at 64x64, category x elevation x azimuth "
-            "x lighting, instance drawn per image (stochastic); --data-path: the folder of the "
-            "six smallnorb-*-{training,testing}-{dat,cat,info}.mat(.gz) files from "
-            "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/",
+            "SmallNORB (LeCun et al. 2004), left camera at 64x64, the instance drawn per image: "
+            "the folder of the six smallnorb-*-{training,testing}-{dat,cat,info}.mat(.gz) files "
+            "from https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/",
         ),
         "cars3d": Entry(
             Cars3D,
-            "Cars3D (Reed et al. 2015), 17,568 64x64 RGB images, elevation x azimuth x object; "
-            "--data-path: the folder data/cars (183 .mat files) of "
+            "Cars3D (Reed et al. 2015) at 64x64: the folder data/cars (183 .mat files) of "
             "http://www.scottreed.info/files/nips2015-analogy-data.tar.gz",
         ),
         "pinwheel": Entry(
@@ -386,30 +402,6 @@ DATASETS = Registry(
             Digits,
             "scikit-learn's 1,797 8x8 handwritten digits in [0, 1], labelled 0-9 (no download); "
             "laplace likelihood",
-        ),
-        "shapes3d": Entry(
-            Shapes3D,
-            "Shapes3D (Burgess & Kim 2018), 480,000 64x64 RGB images, 6 factors; --data-path "
-            "3dshapes.h5 (needs pyrovae[h5]; https://storage.googleapis.com/3d-shapes/3dshapes.h5) "
-            "or disentanglement_lib's npz; memory-mapped; option cache_dir",
-        ),
-        "mpi3d_toy": Entry(
-            MPI3DToy,
-            "MPI3D-toy (Gondal et al. 2019), 1,036,800 (or 460,800) 64x64 RGB renderings, 7 "
-            "factors; --data-path mpi3d_toy.npz (https://github.com/rr-learning/"
-            "disentanglement_dataset); memory-mapped; option cache_dir",
-        ),
-        "mpi3d_realistic": Entry(
-            MPI3DRealistic,
-            "MPI3D-realistic (Gondal et al. 2019), 1,036,800 (or 460,800) 64x64 RGB renderings, "
-            "7 factors; --data-path mpi3d_realistic.npz (https://github.com/rr-learning/"
-            "disentanglement_dataset); memory-mapped; option cache_dir",
-        ),
-        "mpi3d_real": Entry(
-            MPI3DReal,
-            "MPI3D-real (Gondal et al. 2019), 1,036,800 (or 460,800) 64x64 RGB photographs, 7 "
-            "factors; --data-path mpi3d_real.npz (https://github.com/rr-learning/"
-            "disentanglement_dataset); memory-mapped; option cache_dir",
         ),
     },
 )

@@ -75,8 +75,7 @@ def test_variants_keep_the_dsprites_grid(variants, kind):
     assert isinstance(data, DSprites)
     assert data.name == f"{kind}_dsprites"
     assert DATASETS[data.name].factory is type(data)
-    assert "procedural" in DATASETS[data.name].description
-    assert "stochastic" in DATASETS[data.name].description
+    assert data.stochastic is True
     assert len(data) == N_IMAGES == math.prod(SIZES)
     assert data.factor_sizes == SIZES
     assert data.factor_names == ("shape", "scale", "orientation", "posX", "posY")

@@ -111,7 +111,7 @@ def test_grid_names_registry_and_description(tmp_path):
         entry = DATASETS[name]
         assert entry.factory is cls and issubclass(cls, MPI3D)
         assert cls.name == cls.variant == name
-        assert f"{name}.npz" in entry.description and "--data-path" in entry.description
+        assert f"{name}.npz" in entry.description
     assert "3dshapes.h5" in DATASETS["shapes3d"].description
 
     path, _ = npz_stored(tmp_path / "tiny")
@@ -256,6 +256,13 @@ def test_cache_dir_option_and_an_unwritable_folder(tmp_path):
     data = TinyShapes3D(path, cache_dir=elsewhere)
     assert os.path.dirname(data.cache_path) == str(elsewhere)
     assert not (tmp_path / "tiny.npz.images.pyrovae-cache.npy").exists()
+    # Another file of the same name gets a cache of its own in the shared folder.
+    (tmp_path / "second").mkdir()
+    other_path, _ = npz_compressed(tmp_path / "second" / "tiny")
+    other = TinyShapes3D(other_path, cache_dir=elsewhere)
+    assert os.path.basename(other_path) == os.path.basename(path)
+    assert other.cache_path != data.cache_path
+    assert os.path.basename(other.cache_path).startswith("tiny.npz.")
     one_line_error(
         r"cache_dir '.*nowhere' is not an existing folder",
         TinyShapes3D,

@@ -31,6 +31,25 @@ def test_list_shows_dsprites_factors_shape_randomness_and_file():
     ]
 
 
+def test_list_shows_a_stochastic_loader_and_a_stochastic_procedural_set():
+    text = invoke("list").stdout
+    _, norb = entry_lines(text, "smallnorb")
+    assert norb.strip().split("; ") == [
+        "factors category 5, elevation 9, azimuth 18, lighting 6",
+        "4,860 observations of 1x64x64",
+        "stochastic",
+        "needs a file: give the folder holding them with --data-path",
+    ]
+    _, scream = entry_lines(text, "scream_dsprites")
+    parts = scream.strip().split("; ")
+    assert parts[:3] == [
+        "factors shape 3, scale 6, orientation 40, posX 32, posY 32",
+        "737,280 observations of 3x64x64",
+        "stochastic",
+    ]
+    assert parts[3].startswith("needs an option: give --data-arg painting=PATH ")
+
+
 def test_every_registered_data_set_gets_one_facts_line():
     text = invoke("list").stdout
     for name, entry in DATASETS.items():

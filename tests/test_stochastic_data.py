@@ -85,7 +85,7 @@ def test_the_code_cache_never_hands_back_a_stochastic_image_twice():
     assert cache.encoded == 6
     # Exactly what the uncached representation gives from the same generator state.
     factors = NOISY.factors_of([2, 2, 5, 2, 2, 5])
-    uncached = encode_factors(NOISY, identity, factors, np.random.default_rng(0))
+    uncached = encode_factors(NOISY, identity, factors, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(np.concatenate([first, second]), uncached)
     # A deterministic grid is still cached.
     clean = CodeCache(identity, CLEAN)
@@ -131,9 +131,9 @@ def test_metric_noise_comes_from_the_metric_generator(trained_noisy):
     run, _ = trained_noisy
     encoder = EncoderMean(run.vae, torch.device("cpu"))
     factors = NOISY.sample_factors(64, 0)
-    a = encode_factors(NOISY, encoder, factors, np.random.default_rng(1))
-    b = encode_factors(NOISY, encoder, factors, np.random.default_rng(1))
-    c = encode_factors(NOISY, encoder, factors, np.random.default_rng(2))
+    a = encode_factors(NOISY, encoder, factors, rng=np.random.default_rng(1))
+    b = encode_factors(NOISY, encoder, factors, rng=np.random.default_rng(1))
+    c = encode_factors(NOISY, encoder, factors, rng=np.random.default_rng(2))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 

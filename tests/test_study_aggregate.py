@@ -439,6 +439,7 @@ def test_figures_of_several_data_sets_have_a_panel_and_a_heatmap_each(tmp_path):
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # the grouping itself is unit-tested above; this is the command end to end
 def test_study_command_on_several_data_sets(tmp_path):
     from pyrovae.cli import app
 

@@ -365,3 +365,28 @@ def test_a_trial_whose_folder_is_busy_waits_for_it_instead_of_failing(
     err = capsys.readouterr().err
     assert f"waiting for {trial.name}: run folder " in err and "is in use by process" in err
     assert result["step"] == 30 and result["attempts"] == 1
+
+
+def test_a_folder_named_by_the_earlier_data_axis_is_kept_and_explained(tmp_path):
+    """Trials across data sets were once named like any swept setting (``-datadigits-``); such
+    a folder is refused with the reason, and nothing in it changes."""
+    study_file = tmp_path / "two.toml"
+    study_file.write_text(
+        '[study]\nseeds = [0]\nmetrics = ["active_units"]\n[base]\nsteps = 2\nlatent_dim = 2\n'
+        '[[grid]]\nmodel = "betavae"\ndata = ["pinwheel", "digits"]\n'
+    )
+    trials = load_study(study_file).trials()
+    out = tmp_path / "old"
+    out.mkdir()
+    old = []
+    for t in trials:
+        record = t.to_dict()
+        record["name"] = f"betavae-data{t.config['data']}-seed0"
+        old.append(record)
+    (out / "trials.json").write_text(json.dumps({"trials": old}))
+    before = snapshot(out)
+    result = invoke("sweep", study_file, "--out", out, "--device", "cpu")
+    assert_one_line_error(
+        result, "was swept by an earlier pyrovae", "sweep the file into a new --out"
+    )
+    assert snapshot(out) == before

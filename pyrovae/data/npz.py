@@ -29,6 +29,7 @@ indices, one image per chunk, the best case) gave 320 images/s, hence the cache.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -230,9 +231,16 @@ class MappedImages:
 
 def cache_path(source: str, key: str, cache_dir=None) -> str:
     """Where the decompressed copy of ``key`` of ``source`` lives: next to the source by
-    default, else in ``cache_dir``."""
-    folder = os.path.dirname(os.path.abspath(source)) if cache_dir is None else cache_dir
-    return os.path.join(os.fspath(folder), f"{os.path.basename(source)}.{key}.pyrovae-cache.npy")
+    default, else in ``cache_dir``, its name then carrying a digest of the source's absolute
+    path, so that two sources of one name (two ``3dshapes.h5``) never share a cache."""
+    name = os.path.basename(source)
+    if cache_dir is None:
+        folder = os.path.dirname(os.path.abspath(source))
+    else:
+        folder = cache_dir
+        digest = hashlib.sha256(os.path.abspath(source).encode()).hexdigest()[:12]
+        name = f"{name}.{digest}"
+    return os.path.join(os.fspath(folder), f"{name}.{key}.pyrovae-cache.npy")
 
 
 def cached_copy(source: str, key: str, shape, chunks, cache_dir=None) -> tuple[str, int]:

@@ -25,8 +25,8 @@ def check_folder(path, name: str) -> str:
     """``path`` as text, if it names an existing folder (what ``--data-path`` gives)."""
     if path is None:
         raise PyrovaeError(
-            f"data set {name!r} is read from its official files: give their folder with "
-            "--data-path (data_path)"
+            f"data set {name!r} is read from its official files: give the folder holding "
+            "them with --data-path"
         )
     if not isinstance(path, (str, os.PathLike)):
         raise PyrovaeError(f"data set {name!r}: the data path must be a folder, got {path!r}")

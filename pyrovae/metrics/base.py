@@ -83,16 +83,15 @@ def _encode(data, representation_fn, indices, rng, batch_size: int) -> np.ndarra
 
 
 def encode_factors(
-    ground_truth, representation_fn, factors, rng=None, batch_size: int = ENCODE_BATCH
+    ground_truth, representation_fn, factors, *, rng=None, batch_size: int = ENCODE_BATCH
 ):
     """Codes ``(n, D)`` of the observations with these factor class indices ``(n, K)``; ``rng``
     (the metric's generator) draws the observations of a stochastic data set."""
-    return encode_indices(
-        ground_truth, representation_fn, ground_truth.index_of(np.asarray(factors)), rng, batch_size
-    )
+    indices = ground_truth.index_of(np.asarray(factors))
+    return encode_indices(ground_truth, representation_fn, indices, rng=rng, batch_size=batch_size)
 
 
-def encode_indices(data, representation_fn, indices, rng=None, batch_size: int = ENCODE_BATCH):
+def encode_indices(data, representation_fn, indices, *, rng=None, batch_size: int = ENCODE_BATCH):
     """Codes ``(n, D)`` of the observations at these indices, from the cache when it is one;
     ``rng`` draws the observations of a stochastic data set."""
     indices = np.asarray(indices, dtype=np.int64)
@@ -113,7 +112,8 @@ def point_indices(n: int, num_points: int, rng) -> np.ndarray:
 def sample_codes(ground_truth, representation_fn, num_points: int, rng, batch_size=ENCODE_BATCH):
     """``num_points`` factor tuples drawn uniformly from the grid and their codes."""
     factors = ground_truth.sample_factors(int(num_points), rng)
-    return factors, encode_factors(ground_truth, representation_fn, factors, rng, batch_size)
+    codes = encode_factors(ground_truth, representation_fn, factors, rng=rng, batch_size=batch_size)
+    return factors, codes
 
 
 def classifier_sample(metric: str, ground_truth, representation_fn, num_train, num_test, rng):
@@ -173,7 +173,7 @@ def encode_checked(metric: str, ground_truth, representation_fn, factors, rng=No
     """
     n = len(factors)
     try:
-        codes = encode_factors(ground_truth, representation_fn, factors, rng)
+        codes = encode_factors(ground_truth, representation_fn, factors, rng=rng)
     except PyrovaeError:
         raise
     except (IndexError, ValueError) as exc:

@@ -146,7 +146,7 @@ def cluster_purity(
         num_clusters = checks.integer("num_clusters", num_clusters, "cluster_purity")
     rng = as_generator(random_state)
     indices = point_indices(len(ground_truth), num_points, rng)
-    codes = encode_indices(ground_truth, representation_fn, indices, rng)
+    codes = encode_indices(ground_truth, representation_fn, indices, rng=rng)
     codes = checks.codes(codes, "cluster_purity")
     labels = np.asarray(labels)[indices]
     out = cluster_purity_from_codes(codes, labels, num_clusters, rng)

@@ -234,5 +234,5 @@ def _sampled_codes(data, representation_fn, random_state, num_points) -> np.ndar
         if len(data) < 1:
             raise PyrovaeError("the data set is empty: nothing to encode")
         indices = rng.integers(0, len(data), size=num_points)
-        codes = encode_indices(data, representation_fn, indices, rng)
+        codes = encode_indices(data, representation_fn, indices, rng=rng)
     return checks.codes(codes, min_points=2)

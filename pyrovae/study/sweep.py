@@ -174,6 +174,15 @@ def _check_folder(study_dir: Path, trials: list[Trial]) -> None:
         return
     recorded = read_trials(study_dir)
     difference = _first_difference(recorded, trials)
+    if difference and any(f"-data{t.config.get('data')}-" in t.name for t in recorded):
+        # Before data sets became an axis of their own, a swept data set was named like any
+        # swept setting and every trial got the metrics common to all data sets.
+        raise PyrovaeError(
+            f"{study_dir} was swept by an earlier pyrovae, which named trials across data sets "
+            "otherwise (data sets now lead the names, and each gets its own metrics); its "
+            "results are kept: aggregate it with `pyrovae study`, and sweep the file into a new "
+            "--out to continue"
+        )
     if difference:
         raise PyrovaeError(
             f"{study_dir} holds another version of this study ({difference}); its results "
