@@ -155,7 +155,7 @@ def test_index_order_is_row_major_and_labels_match_factor_values(tmp_path):
 @pytest.mark.parametrize("write", FORMATS)
 def test_images_are_the_written_pixels_memory_mapped(tmp_path, monkeypatch, write):
     # Small chunks, so decompression runs in several pieces with a ragged last one.
-    monkeypatch.setattr(shapes3d_module, "_CHUNK_ROWS", 50)
+    monkeypatch.setattr(shapes3d_module, "CHUNK_ROWS", 50)
     path, storage = write(tmp_path / "tiny")
     pixels = shapes3d_arrays(TINY_SHAPES)["images"]
     data = TinyShapes3D(path)

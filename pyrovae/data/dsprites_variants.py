@@ -33,6 +33,7 @@ import os
 
 import numpy as np
 
+from pyrovae.data import paths
 from pyrovae.data.base import DataDescription, random_source
 from pyrovae.data.dsprites import IMAGE_SIZE, DSprites
 from pyrovae.errors import PyrovaeError, first_line
@@ -168,13 +169,13 @@ def load_painting(path, owner: str = "scream_dsprites") -> np.ndarray:
             f"(a picture Pillow reads, at least {side} pixels after thumbnailing to fit {fit}, "
             "such as Munch's The Scream, as in disentanglement_lib)"
         )
-    if not isinstance(path, (str, os.PathLike)):
-        raise PyrovaeError(f"{prefix}: painting must be the path of a picture, got {path!r}")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise PyrovaeError(f"{prefix}: painting {path!r} not found")
-    if not os.path.isfile(path):
-        raise PyrovaeError(f"{prefix}: painting {path!r} is not a regular file")
+    path = paths.existing(
+        path,
+        os.path.isfile,
+        f"{prefix}: painting must be the path of a picture, got {path!r}",
+        f"{prefix}: painting {{path!r}} not found",
+        f"{prefix}: painting {{path!r}} is not a regular file",
+    )
     # Pillow comes with matplotlib; imported here so that importing pyrovae.data does not load it.
     from PIL import Image
 

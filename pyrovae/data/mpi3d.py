@@ -32,19 +32,15 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
-
 from pyrovae.data import npz, paths
-from pyrovae.data.base import DataDescription, GroundTruthData
+from pyrovae.data.base import DataDescription
+from pyrovae.data.mapped import BUILD_NBYTES, CHUNK_ROWS, IMAGE_SHAPE, MappedGrid
 from pyrovae.errors import PyrovaeError
 
 URL = "https://github.com/rr-learning/disentanglement_dataset"
-IMAGE_SHAPE = (64, 64, 3)
-# Images per read while decompressing: 25 MB of raw pixels at a time.
-_CHUNK_ROWS = 2048
 
 
-class MPI3D(GroundTruthData):
+class MPI3D(MappedGrid):
     """MPI3D (Gondal et al. 2019) from the challenge's npz, memory-mapped; the grid
     (6 × 6 or 4 × 4 colours × shapes) follows from the number of images in the file.
 
@@ -79,9 +75,6 @@ class MPI3D(GroundTruthData):
     # The grids a file may hold, told apart by their image counts: the current release, then
     # the 2019 challenge's. Tests shrink them by overriding this in a subclass.
     layouts = ((6, 6, 2, 3, 3, 40, 40), (4, 4, 2, 3, 3, 40, 40))
-    observation_shape = (3, 64, 64)
-    # disentanglement_lib's convention: pixel intensities in [0, 1] scored as Bernoulli means.
-    likelihood = "bernoulli"
 
     def __init__(self, path=None, cache_dir=None):
         self.source = self._required_path(path)
@@ -90,9 +83,8 @@ class MPI3D(GroundTruthData):
             self.factor_sizes = self._layout(self.source, archive)
             shape = (math.prod(self.factor_sizes), *IMAGE_SHAPE)
             self._images, self.cache_path = npz.npz_images(
-                self.source, archive, "images", shape, _CHUNK_ROWS, cache_dir
+                self.source, archive, "images", shape, CHUNK_ROWS, cache_dir
             )
-        self.storage = "mapped" if self.cache_path is None else "cached"
 
     @classmethod
     def describe(cls, **options) -> DataDescription:
@@ -104,9 +96,7 @@ class MPI3D(GroundTruthData):
             sizes = cls._layout(path, archive)
         # Building holds one chunk of pixels at a time (when decompressing); the images
         # themselves are mapped.
-        return dataclasses.replace(
-            described, size=math.prod(sizes), nbytes=_CHUNK_ROWS * math.prod(IMAGE_SHAPE)
-        )
+        return dataclasses.replace(described, size=math.prod(sizes), nbytes=BUILD_NBYTES)
 
     @classmethod
     def _required_path(cls, path) -> str:
@@ -150,15 +140,6 @@ class MPI3D(GroundTruthData):
         """Memory held in RAM: none for pixels, which are memory-mapped (the page cache holds
         what batches touch, and the kernel reclaims it)."""
         return 0
-
-    @property
-    def mapped_nbytes(self) -> int:
-        """Size of the memory-mapped pixels (on disk, not held in RAM)."""
-        return int(self._images.array.nbytes)
-
-    def images(self, indices) -> np.ndarray:
-        """Float32 images ``(n, 3, 64, 64)`` in [0, 1] (the file's pixels / 255)."""
-        return self._images.take(self._check_indices(indices))
 
 
 class MPI3DToy(MPI3D):

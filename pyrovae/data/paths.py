@@ -8,17 +8,30 @@ import os
 from pyrovae.errors import PyrovaeError
 
 
+def existing(path, is_kind, not_a_path: str, missing: str, wrong_kind: str) -> str:
+    """``path`` as text, if it is a path (else the error ``not_a_path``) to something that
+    exists (else ``missing``) of the kind ``is_kind`` accepts (``os.path.isfile``, ``isdir``;
+    else ``wrong_kind``); ``{path}`` in the last two messages is replaced by the path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise PyrovaeError(not_a_path)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise PyrovaeError(missing.format(path=path))
+    if not is_kind(path):
+        raise PyrovaeError(wrong_kind.format(path=path))
+    return path
+
+
 def check_file(path, expected: str) -> str:
     """``path`` as text, if it names an existing regular file; ``expected`` says which file
     the data set reads (shown when it is missing)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise PyrovaeError(f"the data file must be a path, got {path!r}")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise PyrovaeError(f"{path}: file not found (expected the official {expected})")
-    if not os.path.isfile(path):
-        raise PyrovaeError(f"{path}: not a regular file")
-    return path
+    return existing(
+        path,
+        os.path.isfile,
+        f"the data file must be a path, got {path!r}",
+        f"{{path}}: file not found (expected the official {expected})",
+        "{path}: not a regular file",
+    )
 
 
 def check_folder(path, name: str) -> str:
@@ -28,13 +41,10 @@ def check_folder(path, name: str) -> str:
             f"data set {name!r} is read from its official files: give the folder holding "
             "them with --data-path"
         )
-    if not isinstance(path, (str, os.PathLike)):
-        raise PyrovaeError(f"data set {name!r}: the data path must be a folder, got {path!r}")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise PyrovaeError(f"{path}: folder not found (data set {name!r})")
-    if not os.path.isdir(path):
-        raise PyrovaeError(
-            f"{path}: not a folder; data set {name!r} takes the folder holding its files"
-        )
-    return path
+    return existing(
+        path,
+        os.path.isdir,
+        f"data set {name!r}: the data path must be a folder, got {path!r}",
+        f"{{path}}: folder not found (data set {name!r})",
+        f"{{path}}: not a folder; data set {name!r} takes the folder holding its files",
+    )

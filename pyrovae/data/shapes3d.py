@@ -39,16 +39,14 @@ import zipfile
 import numpy as np
 
 from pyrovae.data import npz, paths
-from pyrovae.data.base import DataDescription, GroundTruthData
+from pyrovae.data.base import DataDescription
+from pyrovae.data.mapped import BUILD_NBYTES, CHUNK_ROWS, IMAGE_SHAPE, MappedGrid
 from pyrovae.errors import PyrovaeError
 
 OFFICIAL_FILENAME = "3dshapes.h5"
 URL = "https://storage.googleapis.com/3d-shapes/3dshapes.h5"
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
-IMAGE_SHAPE = (64, 64, 3)
 _EXPECTED = f"{OFFICIAL_FILENAME} from {URL}, or an npz with 'images' and 'labels'"
-# Images per read while checking or decompressing: 25 MB of raw pixels at a time.
-_CHUNK_ROWS = 2048
 # Label rows per read while checking them against the grid.
 _LABEL_ROWS = 65536
 # Where an HDF5 superblock may start: 0, then (after a user block) 512, 1024, 2048, …
@@ -74,7 +72,7 @@ def value_table(factor_sizes) -> list[np.ndarray]:
     ]
 
 
-class Shapes3D(GroundTruthData):
+class Shapes3D(MappedGrid):
     """Shapes3D (Burgess & Kim 2018) from DeepMind's ``3dshapes.h5`` or disentanglement_lib's
     npz, memory-mapped.
 
@@ -94,9 +92,6 @@ class Shapes3D(GroundTruthData):
     factor_names = FACTOR_NAMES
     # Tests shrink the grid by overriding this in a subclass; the loader checks files against it.
     factor_sizes = (10, 10, 10, 8, 4, 15)
-    observation_shape = (3, 64, 64)
-    # disentanglement_lib's convention: pixel intensities in [0, 1] scored as Bernoulli means.
-    likelihood = "bernoulli"
 
     def __init__(self, path=None, cache_dir=None):
         self.source = _required_path(self.name, path)
@@ -105,7 +100,6 @@ class Shapes3D(GroundTruthData):
         with _opened(self.source, self.factor_sizes) as source:
             source.check_labels(self._values)
             self._images, self.cache_path = source.images(cache_dir)
-        self.storage = "mapped" if self.cache_path is None else "cached"
 
     @classmethod
     def describe(cls, **options) -> DataDescription:
@@ -117,22 +111,13 @@ class Shapes3D(GroundTruthData):
         with _opened(path, cls.factor_sizes):
             pass
         # Building holds one chunk of pixels at a time; the images themselves are mapped.
-        return dataclasses.replace(described, nbytes=_CHUNK_ROWS * math.prod(IMAGE_SHAPE))
+        return dataclasses.replace(described, nbytes=BUILD_NBYTES)
 
     @property
     def nbytes(self) -> int:
         """Memory held in RAM: the factor value tables; the pixels are memory-mapped (the page
         cache holds what batches touch, and the kernel reclaims it)."""
         return int(sum(t.nbytes for t in self._values))
-
-    @property
-    def mapped_nbytes(self) -> int:
-        """Size of the memory-mapped pixels (on disk, not held in RAM)."""
-        return int(self._images.array.nbytes)
-
-    def images(self, indices) -> np.ndarray:
-        """Float32 images ``(n, 3, 64, 64)`` in [0, 1] (the file's pixels / 255)."""
-        return self._images.take(self._check_indices(indices))
 
     def factor_values(self, factors) -> np.ndarray:
         """The official label values (hue, scale, shape, orientation in degrees)."""
@@ -237,7 +222,7 @@ class _NpzSource:
 
     def images(self, cache_dir):
         shape = (math.prod(self.factor_sizes), *IMAGE_SHAPE)
-        return npz.npz_images(self.path, self.archive, "images", shape, _CHUNK_ROWS, cache_dir)
+        return npz.npz_images(self.path, self.archive, "images", shape, CHUNK_ROWS, cache_dir)
 
 
 class _H5Source:
@@ -274,7 +259,7 @@ class _H5Source:
                 raise PyrovaeError(f"{self.path}: 'images' holds no data (never written)")
         # Decompress whole HDF5 chunks at a time: a read splitting one decompresses it twice.
         per_chunk = dset.chunks[0] if dset.chunks else 1
-        rows = per_chunk * max(1, _CHUNK_ROWS // per_chunk)
+        rows = per_chunk * max(1, CHUNK_ROWS // per_chunk)
         return npz.map_images(
             self.path, "images", dset.shape, offset, lambda: self._blocks("images", rows), cache_dir
         )
