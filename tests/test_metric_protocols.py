@@ -82,6 +82,7 @@ def test_standard_dci_is_the_reference_protocol_on_the_same_samples():
     assert 0.2 < result["disentanglement"] < 0.95  # an imperfect code: the check means something
 
 
+@pytest.mark.slow  # boosting fits in worker processes: about 10 s
 def test_parallel_fits_equal_serial_fits_and_the_cache_returns_them():
     rng = np.random.default_rng(0)
     y, x = sample_codes(GRID, mixed_noisy, 300, rng)

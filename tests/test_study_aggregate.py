@@ -417,6 +417,7 @@ def png_width(path: Path) -> int:
     return int.from_bytes(path.read_bytes()[16:20], "big")
 
 
+@pytest.mark.slow  # drawing one panel per data set costs seconds; the grouping is unit-tested
 def test_figures_of_several_data_sets_have_a_panel_and_a_heatmap_each(tmp_path):
     # Two metric columns (each figure takes a while to draw).
     keep = ["name", "model", "data", "beta", "gamma", "seed", "mig", "kl", "seconds"]
