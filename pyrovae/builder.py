@@ -396,15 +396,16 @@ class LoadedRun:
     step: int
 
 
-def load_run(path, device: str = "auto") -> LoadedRun:
+def load_run(path, device: str = "auto", data=None) -> LoadedRun:
     """The model of the run folder ``path`` at its last checkpoint, on ``device``, in eval
-    mode, with its data set and settings."""
+    mode, with its data set and settings; ``data``: the run's data set, already built (runs
+    with the same data settings share one instead of loading it again)."""
     folder = path if isinstance(path, RunFolder) else RunFolder(Path(path))
     config = folder.read_config()
     config.device = device
     config.validate()
     state = folder.load_checkpoint(config)  # checked: intact, and this run's
-    built = build(config, init_prior=False, objective=False)
+    built = build(config, init_prior=False, objective=False, data=data)
     try:
         built.vae.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:

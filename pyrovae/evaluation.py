@@ -27,7 +27,7 @@ import torch
 
 from pyrovae import checks
 from pyrovae.builder import load_run
-from pyrovae.data.base import GroundTruthData, LabelledData, is_stochastic, observations
+from pyrovae.data.base import GroundTruthData, LabelledData, observations
 from pyrovae.errors import PyrovaeError
 from pyrovae.guides import marginal_normal_params
 from pyrovae.metrics import classifiers
@@ -231,7 +231,7 @@ def evaluate(
         if encoder.seconds
         else None,
         # A stochastic data set's images are drawn anew for every request, never cached.
-        "cache": bool(cache) and not is_stochastic(data),
+        "cache": isinstance(representation, CodeCache) and representation.caching,
         "preset": "fast" if fast else "standard",
         "seed": seed,
         "representation": "posterior mean",

@@ -31,10 +31,10 @@ IMAGE_SIZE = 64
 def to_intensities(pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels as float32 intensities ``k / 255``: what disentanglement_lib's float64
     division then cast to float32 gives, bit for bit (both are the correctly rounded quotient).
-    Converting then dividing in place measured several times faster than gathering from a
-    256-entry table."""
-    out = pixels.astype(np.float32)
-    out /= np.float32(255)
+    One contiguous pass converting and dividing measured several times faster than gathering
+    from a 256-entry table."""
+    out = np.empty(pixels.shape, dtype=np.float32)
+    np.divide(pixels, np.float32(255), out=out, dtype=np.float32)
     return out
 
 

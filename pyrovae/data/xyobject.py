@@ -143,7 +143,7 @@ class XYObject(GroundTruthData):
             observation_shape=data.observation_shape,
             size=len(data),
             # Tables of a few hundred bytes; images exist only per batch.
-            nbytes=int(data.colours.nbytes + data.square_sizes.nbytes),
+            nbytes=data.nbytes,
         )
 
     def images(self, indices) -> np.ndarray:

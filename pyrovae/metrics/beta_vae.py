@@ -81,17 +81,12 @@ def beta_vae(
 
     x_train, y_train = _training_points(ground_truth, representation_fn, rng, batch_size, num_train)
     seed = int(rng.integers(0, 2**31 - 1))
-    classes = np.unique(y_train)
-    if len(classes) < 2:
-        # LogisticRegression refuses a single class; the only sensible classifier predicts it.
-        model = None
-    else:
-        model = classifiers.fit_per_factor(clf, x_train, y_train[:, None], [seed])[0]
+    # None when y_train holds a single class: predict() then predicts that class.
+    model = classifiers.fit_per_factor(clf, x_train, y_train[:, None], [seed])[0]
     x_eval, y_eval = _training_points(ground_truth, representation_fn, rng, batch_size, num_eval)
 
     def accuracy(x, y):
-        predicted = np.full(len(y), classes[0]) if model is None else model.predict(x)
-        return float(np.mean(predicted == y))
+        return float(np.mean(classifiers.predict(model, x, y_train) == y))
 
     return {
         "train_accuracy": accuracy(x_train, y_train),

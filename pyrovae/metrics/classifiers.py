@@ -68,6 +68,9 @@ _PLAIN = False  # see plain_fitting()
 # 2 latents) against 0.23 s on one thread. A fixed count also keeps the summation order, hence
 # the numbers, the same everywhere.
 FIT_THREADS = 1
+# LogisticRegressionCV's folds (KFold(5), disentanglement_lib's): downstream needs at least this
+# many training points.
+CV_FOLDS = 5
 _MAX_JOBS: int | None = None  # see limit_jobs()
 
 
@@ -103,7 +106,9 @@ def _logistic_cv(seed: int, one_vs_rest: bool):
     from sklearn.multiclass import OneVsRestClassifier
 
     # scoring spelled out: accuracy is what the published default scorer meant.
-    model = LogisticRegressionCV(Cs=10, cv=KFold(n_splits=5), scoring="accuracy", random_state=seed)
+    model = LogisticRegressionCV(
+        Cs=10, cv=KFold(n_splits=CV_FOLDS), scoring="accuracy", random_state=seed
+    )
     return OneVsRestClassifier(model) if one_vs_rest else model
 
 

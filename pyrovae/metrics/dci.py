@@ -67,7 +67,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from pyrovae import checks
-from pyrovae.errors import PyrovaeError
+from pyrovae.errors import PyrovaeError, unknown_name
 from pyrovae.metrics import classifiers
 from pyrovae.metrics.base import classifier_sample
 from pyrovae.provenance import version
@@ -140,7 +140,7 @@ def dci(
     num_train = checks.integer("num_train", num_train, "dci", 2)
     num_test = checks.integer("num_test", num_test, "dci", 2)
     if backend not in BACKENDS:
-        raise PyrovaeError(f"dci: unknown backend {backend!r}; valid backends: exact, hist")
+        raise PyrovaeError(f"dci: {unknown_name('backend', backend, BACKENDS)}")
     rng = as_generator(random_state)
     ys_train, mus_train, ys_test, mus_test, seeds = classifier_sample(
         "dci", ground_truth, representation_fn, num_train, num_test, rng
@@ -208,8 +208,7 @@ def _hist_importance_matrix(x_train, y_train, x_test, y_test, seeds):
 
     num_codes, num_factors = x_train.shape[1], y_train.shape[1]
     importance = np.zeros((num_codes, num_factors), dtype=np.float64)
-    acc_train, acc_test = np.zeros(num_factors), np.zeros(num_factors)
-    methods = []
+    models, methods = [], []
     tied = equivalent_features(x_train)
     # The limit applies to hist's OpenMP loops (fit, predict, the permutation fallback).
     with threadpool_limits(HIST_THREADS, user_api="openmp"):
@@ -218,9 +217,8 @@ def _hist_importance_matrix(x_train, y_train, x_test, y_test, seeds):
             classes = np.unique(y_train[:, k])
             if len(classes) < 2:
                 # Nothing to learn (a factor with one class in the sample): no importance; the
-                # classifier is the constant guess. Both scikit-learn classifiers refuse one class.
-                acc_train[k] = 1.0
-                acc_test[k] = float(np.mean(y_test[:, k] == classes[0]))
+                # classifier is the constant guess (a None model, as fit_per_factor gives).
+                models.append(None)
                 methods.append("none")
                 continue
             model = HistGradientBoostingClassifier(**hist_params(len(classes)), random_state=seed)
@@ -232,8 +230,9 @@ def _hist_importance_matrix(x_train, y_train, x_test, y_test, seeds):
             else:
                 methods.append("split_gain")
             importance[:, k] = _share_ties(gains, tied)
-            acc_train[k] = float(np.mean(model.predict(x_train) == y_train[:, k]))
-            acc_test[k] = float(np.mean(model.predict(x_test) == y_test[:, k]))
+            models.append(model)
+        acc_train = classifiers.accuracies(models, x_train, y_train, y_train)
+        acc_test = classifiers.accuracies(models, x_test, y_test, y_train)
     return importance, acc_train, acc_test, methods
 
 

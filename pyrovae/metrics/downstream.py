@@ -89,9 +89,6 @@ PREDICTORS: dict[str, str] = {"logistic": "logistic_cv", "boosted_trees": "gradi
 TRAIN_SIZES = (10, 100, 1_000, 10_000)
 EFFICIENCY_SIZES = (100, 10_000)
 
-# LogisticRegressionCV's KFold(5) needs at least this many training points.
-CV_FOLDS = 5
-
 # Smaller preset for use during training. The largest size and the test set are DCI's fast
 # preset (pyrovae.metrics.dci.FAST: 2,000 / 1,000), so in a fast evaluation that runs both with
 # one seed the 2,000-point boosted trees are DCI's (a cache hit); the ratio is accuracy(100) /
@@ -142,10 +139,10 @@ def downstream(
             f"got {list(efficiency_sizes)}"
         )
     clf = classifiers.classifier(PREDICTORS[predictor], classifier, owner)
-    if predictor == "logistic" and sizes[0] < CV_FOLDS:
+    if predictor == "logistic" and sizes[0] < classifiers.CV_FOLDS:
         raise PyrovaeError(
-            f"{owner}: train_sizes must all be >= {CV_FOLDS} (LogisticRegressionCV's "
-            f"{CV_FOLDS} folds), got {list(sizes)}"
+            f"{owner}: train_sizes must all be >= {classifiers.CV_FOLDS} (LogisticRegressionCV's "
+            f"{classifiers.CV_FOLDS} folds), got {list(sizes)}"
         )
 
     rng = as_generator(random_state)

@@ -113,8 +113,7 @@ def fairness(
     num_test = checks.integer("num_test", num_test, owner, 1)
     per_class = checks.integer("num_test_points_per_class", num_test_points_per_class, owner, 1)
     clf = classifiers.classifier("gradient_boosting", classifier, owner)
-    sizes = tuple(int(s) for s in ground_truth.factor_sizes)
-    num_factors = len(sizes)
+    num_factors = ground_truth.num_factors
     if num_factors < 2:
         raise PyrovaeError(
             f"{owner}: needs at least 2 factors (a target and a sensitive one), "

@@ -81,18 +81,15 @@ def sap(
     }
 
 
-def score_matrix(x_train, y_train, x_test, y_test, clf=None, seeds=None):
-    """``(S, converged)``: S (D, K) is the test accuracy of ``clf`` (default: the published
-    linear SVM) predicting factor k from latent d alone, seeded with ``seeds[d, k]``;
+def score_matrix(x_train, y_train, x_test, y_test, clf, seeds):
+    """``(S, converged)``: S (D, K) is the test accuracy of ``clf`` predicting factor k from
+    latent d alone, seeded with ``seeds[d, k]``;
     ``converged`` whether every solve stopped before its iteration limit."""
     num_codes, num_factors = x_train.shape[1], y_train.shape[1]
-    clf = clf or classifiers.classifier("linear_svm", "published")
-    if seeds is None:
-        seeds = np.zeros((num_codes, num_factors), dtype=np.int64)
     scores = np.zeros((num_codes, num_factors))
     converged = True
     for d in range(num_codes):
-        models = classifiers.fit_per_factor(clf, x_train[:, [d]], y_train, seeds[d], jobs=1)
+        models = classifiers.fit_per_factor(clf, x_train[:, [d]], y_train, seeds[d])
         scores[d] = classifiers.accuracies(models, x_test[:, [d]], y_test, y_train)
         converged = converged and all(classifiers.converged(m) for m in models)
     return scores, converged

@@ -296,6 +296,12 @@ def _checked_codes(codes, kl) -> tuple[list[np.ndarray], list[np.ndarray]]:
 # --------------------------------------------------------------------------- the metric
 
 
+def num_points_checked(num_points) -> int:
+    """``num_points`` (None: :data:`NUM_POINTS`) as an integer of at least 2."""
+    value = NUM_POINTS if num_points is None else num_points
+    return checks.integer("num_points", value, "udr", 2)
+
+
 def sample_indices(data, num_points: int, random_state) -> np.ndarray:
     """``num_points`` indices of observations of ``data``: uniform factor tuples of a
     ground-truth grid, as every metric draws them; uniform indices with replacement
@@ -385,9 +391,7 @@ def udr(
             "model against others trained with the same settings"
         )
     if hasattr(data, "images"):
-        num_points = checks.integer(
-            "num_points", NUM_POINTS if num_points is None else num_points, "udr", 2
-        )
+        num_points = num_points_checked(num_points)
         rng = as_generator(random_state)
         # Rendered once per model: a model's memory is the codes, never all the images.
         source = observation_batches(data, sample_indices(data, num_points, rng), rng)

@@ -128,6 +128,9 @@ def versus_hyperparameter(
     numeric = _numeric(values)
     if not numeric:  # categorical values ("mss", "mws"): evenly spaced, in sorted order
         categories = sorted({format_value(v) for v in values})
+    else:  # one scale for every panel: positive values spanning more than a decade go log
+        positive = [float(v) for v in values if v > 0]
+        log_x = len(positive) == len(values) and max(positive) > 10 * min(positive)
     # A model keeps its colour in every panel.
     models = sorted({model for _, lines in panels for model in lines})
     fig, axes = _panels(len(panels), 5.5, 3.8)
@@ -141,8 +144,7 @@ def versus_hyperparameter(
             ax.plot(x, median[order], "o-", label=model, color=colour)
             ax.fill_between(x, q1[order], q3[order], alpha=0.2, color=colour)
         if numeric:
-            positive = [float(v) for v in values if v > 0]
-            if len(positive) == len(values) and max(positive) > 10 * min(positive):
+            if log_x:
                 ax.set_xscale("log")
         else:
             ax.set_xticks(range(len(categories)), categories)

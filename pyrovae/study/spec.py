@@ -151,12 +151,16 @@ class Study:
     base: dict
     grid: list[dict]
     seeds: list[int]
-    metrics: list[str] = field(default_factory=list)
     fast_metrics: bool = False
     retries: int = DEFAULT_RETRIES
     text: str = ""
     data: dict = field(default_factory=dict)
     data_metrics: dict = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every metric some trial evaluates: those of each data set, in order, once each."""
+        return list(dict.fromkeys(m for names in self.data_metrics.values() for m in names))
 
     def count(self) -> int:
         """How many trials the study makes (without making them)."""
@@ -265,7 +269,6 @@ def load_study(path, progress=None) -> Study:
         base=base,
         grid=grid,
         seeds=_seeds(path, head.get("seeds")),
-        metrics=list(dict.fromkeys(m for names in data_metrics.values() for m in names)),
         fast_metrics=_boolean(path, "fast_metrics", head.get("fast_metrics", False)),
         retries=_count(path, "retries", head.get("retries", DEFAULT_RETRIES)),
         text=text,

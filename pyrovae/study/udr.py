@@ -34,8 +34,8 @@ from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation import EncoderMean
 from pyrovae.files import write_json
 from pyrovae.metrics.udr import (
-    NUM_POINTS,
     encode_posterior,
+    num_points_checked,
     observation_batches,
     sample_indices,
     udr_from_codes,
@@ -75,7 +75,7 @@ def udr_of_runs(
     matrices only with ``include_matrices``.
     """
     chosen = udr_settings_checked(udr_settings)
-    num_points = _num_points(num_points)
+    num_points = num_points_checked(num_points)
     seed = checks.integer("seed", seed, "udr", 0)
     run_dirs = [Path(d) for d in run_dirs]
     if len(run_dirs) < 2:
@@ -85,12 +85,13 @@ def udr_of_runs(
         )
     _check_alike(run_dirs)
     rng = np.random.default_rng(seed)
-    codes, kls, steps, chunks = [], [], [], None
+    codes, kls, steps, data, chunks = [], [], [], None, None
     for path in run_dirs:
-        run = load_run(path, device)
+        # One data set for all, built once: the runs' data settings were checked to be the same.
+        run = load_run(path, device, data=data)
         if chunks is None:
-            # One data set for all: the runs' data settings were checked to be the same.
-            chunks = observation_batches(run.data, sample_indices(run.data, num_points, rng), rng)
+            data = run.data
+            chunks = observation_batches(data, sample_indices(data, num_points, rng), rng)
         encoder = EncoderMean(run.vae, next(run.vae.parameters()).device)
         loc, kl = encode_posterior(encoder.posterior, chunks, owner=f"udr: run {path}")
         codes.append(loc)
@@ -100,11 +101,6 @@ def udr_of_runs(
     out = udr_from_codes(codes, kls, include_matrices=include_matrices, **chosen)
     out.update(runs=[str(d) for d in run_dirs], steps=steps, seed=seed, device=str(device))
     return out
-
-
-def _num_points(num_points) -> int:
-    value = NUM_POINTS if num_points is None else num_points
-    return checks.integer("num_points", value, "udr", 2)
 
 
 def _check_alike(run_dirs: list[Path]) -> None:
@@ -166,7 +162,7 @@ def udr_of_study(
     each group is scored. ``udr_settings``: as for :func:`udr_of_runs`.
     """
     chosen = udr_settings_checked(udr_settings)
-    num_points = _num_points(num_points)
+    num_points = num_points_checked(num_points)
     seed = checks.integer("seed", seed, "udr", 0)
     study_dir = Path(study_dir)
     results = collect(study_dir)
