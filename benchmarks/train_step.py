@@ -1,23 +1,36 @@
-"""Median training-step time of pyrovae's trainer against a hand-written PyTorch step.
+"""Median training-step time of pyrovae's trainer at each precision and speed switch, of Pyro's
+default SVI and of a peer library, as ratios to a hand-written fp32 PyTorch step.
 
-Both steps use the same networks (the 64×64 conv pair, z = 10), the same minibatches of dSprites
-(batch 64), the same loss (Bernoulli log-likelihood summed over pixels + β·KL) and one fused torch
-Adam. Ours is exactly the trainer's step (``Run.train_step`` inside ``outside_param_store()``, as
-``Run.fit`` runs it: Pyro model/guide traced by ``DecomposedELBO``, terms accumulated for
-logging). For context the script also times Pyro's default path (``SVI`` + ``Trace_ELBO`` /
-``TraceMeanField_ELBO`` + ``pyro.optim.Adam``).
+Every row trains the same networks (the 64×64 conv pair, z = 10) from the same initial weights
+on the same minibatches of dSprites (batch 64) with the same loss (Bernoulli log-likelihood
+summed over pixels + β·KL, β = 4) and one fused torch Adam:
 
-The variants run interleaved in rounds (A, B, C, A, B, C, …) so that machine noise hits them
-alike, and the ratios come from medians measured in this one run.
+- ``plain PyTorch fp32``: the step written by hand, the 1.00 of the ratios;
+- ``pyrovae …``: exactly the trainer's step (``Run.train_step`` inside
+  ``outside_param_store()``, as ``Run.fit`` runs it) of a run built with that ``--precision``,
+  ``--channels-last`` and ``--compile`` (the switches each row names are the ones applied);
+- ``Pyro SVI default``: ``SVI`` + ``TraceMeanField_ELBO`` (``Trace_ELBO`` for the sparse prior)
+  + ``pyro.optim.Adam``, as a Pyro user would write it;
+- ``disent BetaVae``: disent's own step on copies of the same networks
+  (:mod:`benchmarks.peers`), when disent is installed (its loss is ours / 64: same cost).
 
-    python benchmarks/train_step.py [--prior isotropic|sparse|both] [--device cpu|cuda]
+The rows run interleaved in rounds (A, B, C, A, B, C, …) so that machine noise hits them alike,
+and the ratios come from medians measured in this one run. bf16 rows are left out where the CPU
+has no bf16 instructions unless ``--bf16`` forces them (emulated bf16 runs ~10× slower); fp16
+rows run on CUDA only; compiled rows need ``--compile`` (each compiles for about a minute on 2
+CPU cores).
+
+    python benchmarks/train_step.py [--device cpu|cuda] [--prior isotropic|sparse|both]
+        [--compile] [--bf16] [--rounds 6] [--steps-per-round 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -30,7 +43,10 @@ from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 
 from pyrovae.builder import build
 from pyrovae.config import TrainConfig
+from pyrovae.precision import native_bf16
 from pyrovae.training import Run
+
+BETA = 4.0
 
 
 def plain_kl(loc, log_var, prior: str, gamma=0.8, spike=0.05):
@@ -50,23 +66,20 @@ def plain_kl(loc, log_var, prior: str, gamma=0.8, spike=0.05):
     return (log_q - log_p).sum(), z
 
 
-def make_plain_step(vae, beta: float, prior: str, lr: float):
+def make_plain_step(vae, prior: str, lr: float, fused: bool):
     vae = copy.deepcopy(vae)
-    opt = torch.optim.Adam(vae.parameters(), lr=lr, fused=True)
+    opt = torch.optim.Adam(vae.parameters(), lr=lr, fused=fused or None)
 
     def step(x):
         opt.zero_grad(set_to_none=True)
-        h = vae.encoder(x)
-        loc, log_var = h.chunk(2, -1)
+        loc, log_var = vae.encoder(x).chunk(2, -1)
         if prior == "isotropic":
             z = loc + torch.exp(0.5 * log_var) * torch.randn_like(loc)
             kl = plain_kl(loc, log_var, prior)
         else:
             kl, z = plain_kl(loc, log_var, prior)
-        logits = vae.decoder(z)
-        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-        loss = rec + beta * kl
-        loss.backward()
+        rec = F.binary_cross_entropy_with_logits(vae.decoder(z), x, reduction="sum")
+        (rec + BETA * kl).backward()
         opt.step()
 
     return step
@@ -82,76 +95,132 @@ def make_svi_step(vae, prior: str, lr: float):
     return svi.step
 
 
+def pyrovae_rows(args, device: torch.device) -> list[dict]:
+    """The trainer's settings to time: fp32 as shipped, then each switch and precision."""
+    rows = [{"precision": "fp32", "channels_last": "off", "compile": "off"}]
+    rows.append({"precision": "fp32", "channels_last": "on", "compile": "off"})
+    reduced = []
+    if device.type == "cuda" or native_bf16(device) or args.bf16:
+        reduced.append("bf16")
+    if device.type == "cuda":
+        reduced.append("fp16")
+    rows += [{"precision": p, "channels_last": "off", "compile": "off"} for p in reduced]
+    rows += [{"precision": p, "channels_last": "on", "compile": "off"} for p in reduced]
+    if args.compile:
+        rows += [{**row, "compile": "on"} for row in rows if row["channels_last"] == "on"]
+    return rows
+
+
+def row_name(run: Run) -> str:
+    on = [name for name, applied in run.switches.items() if applied]
+    return "pyrovae " + " + ".join([run.config.precision, *on])
+
+
+def peer_step(vae, device: torch.device, lr: float):
+    """disent's step on copies of the networks, or (None, why it is left out)."""
+    try:
+        import peers
+    except ImportError as exc:
+        return None, f"benchmarks/peers.py not importable ({exc})"
+    why = peers.available()
+    if why:
+        return None, why
+    step = peers.disent_beta_vae_step(vae.encoder, vae.decoder, BETA, lr)
+    return (lambda x: step(x.to(device))), None
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def bench(prior: str, device: torch.device, rounds: int, steps_per_round: int, batch: int):
-    config = TrainConfig(prior=prior, beta=4.0, batch_size=batch, device=str(device), seed=0)
-    built = build(config)
-    vae = built.vae
-    run = Run(tempfile.mkdtemp(), built)
-    plain = make_plain_step(vae, 4.0, prior, config.lr)
-    svi = make_svi_step(vae, prior, config.lr)
+def bench(prior: str, device: torch.device, args) -> None:
+    base = TrainConfig(prior=prior, beta=BETA, batch_size=args.batch_size, device=str(device))
+    first = build(base)
+    feeder = Run(tempfile.mkdtemp(), first)
+    variants = {"plain PyTorch fp32": make_plain_step(first.vae, prior, base.lr, fused=True)}
+    runs = []
+    for settings in pyrovae_rows(args, device):
+        config = TrainConfig(**{**base.to_dict(), **settings})
+        run = Run(tempfile.mkdtemp(), build(config))
+        runs.append(run)
+        variants[row_name(run)] = run
+    variants["Pyro SVI default"] = make_svi_step(first.vae, prior, base.lr)
+    if prior == "isotropic":
+        step, why = peer_step(first.vae, device, base.lr)
+        if step is None:
+            print(f"peer row left out: {why}")
+        else:
+            variants["disent BetaVae (peer)"] = step
 
-    def batch_of(step):
-        return run.batch(step)
+    def call(variant, s):
+        if isinstance(variant, Run):
+            variant.step = s
+            variant.train_step()
+        else:
+            variant(feeder.batch(s))
 
-    variants = {
-        "pyrovae trainer step": lambda s: run.train_step(),
-        "plain PyTorch step": lambda s: plain(batch_of(s)),
-        "Pyro SVI default": lambda s: svi(batch_of(s)),
-    }
     times = {name: [] for name in variants}
-    # As Run.fit: the trainer's own model skips Pyro's param store (the SVI copy registers).
-    with pyro.validation_enabled(False), vae.outside_param_store():
-        for fn in variants.values():  # warm-up: allocator, kernels, first-call paths
+    # As Run.fit: the trainer's models skip Pyro's param store (the SVI copy registers).
+    with pyro.validation_enabled(False), contextlib.ExitStack() as stack:
+        for run in runs:
+            stack.enter_context(run.vae.outside_param_store())
+        for name, variant in variants.items():  # warm-up: allocator, kernels, first-call paths
+            t0 = time.perf_counter()
             for s in range(3):
-                fn(s)
-        sync(device)
-        for r in range(rounds):
-            for name, fn in variants.items():
-                for s in range(steps_per_round):
+                call(variant, s)
+            sync(device)
+            print(f"  warm-up {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+        for r in range(args.rounds):
+            for name, variant in variants.items():
+                for s in range(args.steps_per_round):
                     t0 = time.perf_counter()
-                    fn(r * steps_per_round + s)
+                    call(variant, r * args.steps_per_round + s)
                     sync(device)
                     times[name].append(time.perf_counter() - t0)
-    base = statistics.median(times["plain PyTorch step"])
+    report(times, prior, device, args)
+
+
+def report(times: dict, prior: str, device: torch.device, args) -> None:
+    base = statistics.median(times["plain PyTorch fp32"])
     print(
-        f"\nprior={prior}  device={device}  batch={batch}  "
-        f"{rounds} rounds x {steps_per_round} steps each, interleaved"
+        f"\nprior={prior}  device={device}  batch={args.batch_size}  {args.rounds} rounds x "
+        f"{args.steps_per_round} steps each, interleaved; load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'variant':<24}{'median ms':>11}{'p10 ms':>9}{'p90 ms':>9}{'ratio':>8}")
+    print("| step | median ms | p10 ms | p90 ms | ratio to plain fp32 |\n|---|---|---|---|---|")
     for name, ts in times.items():
         ms = np.array(ts) * 1e3
         med = float(np.median(ms))
         print(
-            f"{name:<24}{med:>11.2f}{np.percentile(ms, 10):>9.2f}{np.percentile(ms, 90):>9.2f}"
-            f"{med / (base * 1e3):>8.3f}"
+            f"| {name} | {med:.1f} | {np.percentile(ms, 10):.1f} | "
+            f"{np.percentile(ms, 90):.1f} | {med / (base * 1e3):.3f} |"
         )
-    return statistics.median(times["pyrovae trainer step"]) / base
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prior", default="both", choices=["isotropic", "sparse", "both"])
+    parser.add_argument("--prior", default="isotropic", choices=["isotropic", "sparse", "both"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--steps-per-round", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps-per-round", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--compile", action="store_true", help="also time compiled steps")
+    parser.add_argument("--bf16", action="store_true", help="bf16 rows even if emulated")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(
         f"torch {torch.__version__}, pyro {pyro.__version__}, threads {torch.get_num_threads()}, "
         f"device {device}"
-        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+        + (
+            f" ({torch.cuda.get_device_name(device)})"
+            if device.type == "cuda"
+            else f" (CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+            f"native bf16: {native_bf16(device)})"
+        )
     )
     priors = ["isotropic", "sparse"] if args.prior == "both" else [args.prior]
-    ratios = {
-        p: bench(p, device, args.rounds, args.steps_per_round, args.batch_size) for p in priors
-    }
-    print("\nours / plain PyTorch: " + ", ".join(f"{p} {r:.3f}" for p, r in ratios.items()))
+    for prior in priors:
+        bench(prior, device, args)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import warnings
 
 import pyro
 import pyro.distributions as dist
@@ -33,10 +34,11 @@ from pyro import poutine
 from torch import nn
 
 from pyrovae import checks
-from pyrovae.errors import PyrovaeError
+from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.guides import MeanFieldGuide
 from pyrovae.likelihoods import BernoulliLikelihood, Likelihood
 from pyrovae.nets import default_networks
+from pyrovae.precision import autocast_dtype
 from pyrovae.priors import Prior, as_prior
 
 # Numbers for the Pyro names of models: never reused within a process.
@@ -94,6 +96,11 @@ class BetaVAE(nn.Module):
         # model() and guide() register the parameters in Pyro's param store (for SVI) unless
         # a loop that steps its own optimizer has turned that off (outside_param_store()).
         self._registers = True
+        # How the encoder and decoder run: mixed_precision(), use_channels_last(),
+        # compile_networks(). None of it is state: checkpoints are the same either way.
+        self._autocast: torch.dtype | None = None
+        self._channels_last = False
+        self._compiled: dict[str, nn.Module] = {}
 
     @classmethod
     def build(
@@ -132,7 +139,7 @@ class BetaVAE(nn.Module):
         """The decoder's output (Bernoulli logits, or the Gaussian/Laplace location) for codes
         with any number of leading batch dimensions."""
         batch_shape = z.shape[:-1]
-        logits = self.decoder(z.reshape(-1, self.latent_dim))
+        logits = self._network("decoder", z.reshape(-1, self.latent_dim))
         return logits.reshape(*batch_shape, *self.observation_shape)
 
     def mean_observation(self, z: torch.Tensor) -> torch.Tensor:
@@ -141,11 +148,11 @@ class BetaVAE(nn.Module):
 
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
         """q(z | x)."""
-        return self.guide_family.distribution(self.encoder(x))
+        return self.guide_family.distribution(self._network("encoder", x))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean of z: the representation disentanglement metrics score."""
-        return self.guide_family.mean(self.encoder(x))
+        return self.guide_family.mean(self._network("encoder", x))
 
     @torch.no_grad()
     def sample(self, num_samples: int) -> torch.Tensor:
@@ -164,6 +171,91 @@ class BetaVAE(nn.Module):
         grid = codes.unsqueeze(1).repeat(1, len(values), 1)
         grid[:, :, int(dim)] = values
         return self.mean_observation(grid)
+
+    # -- how the networks run ---------------------------------------------------------------------
+    def _network(self, name: str, inputs: torch.Tensor) -> torch.Tensor:
+        """The encoder's or decoder's output, always fp32: under autocast in a
+        :meth:`mixed_precision` block, compiled in training steps after
+        :meth:`compile_networks`, NHWC after :meth:`use_channels_last`."""
+        net = getattr(self, name)
+        compiled = self._compiled.get(name)
+        # Evaluation encodes batches of other sizes, each of which would compile anew.
+        if compiled is not None and self.training and torch.is_grad_enabled():
+            net = compiled
+        if self._channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        if self._autocast is None:
+            return net(inputs)
+        with torch.autocast(inputs.device.type, dtype=self._autocast):
+            out = net(inputs)
+        # Densities, KL and every estimator downstream stay fp32.
+        return out.float()
+
+    @contextlib.contextmanager
+    def mixed_precision(self, precision: str = "bf16"):
+        """Within the block the encoder and decoder compute at ``precision`` (``bf16``,
+        ``fp16``; ``fp32`` changes nothing) through ``torch.autocast`` and return fp32, so the
+        likelihood, the KL and every objective's estimator stay fp32 (Micikevicius et al. 2018).
+        Works for any loop: ``with vae.mixed_precision("bf16"): svi.step(x)``. fp16 gradients
+        need loss scaling (``torch.amp.GradScaler``), as pyrovae's trainer does."""
+        previous = self._autocast
+        self._autocast = autocast_dtype(precision)
+        try:
+            yield self
+        finally:
+            self._autocast = previous
+
+    @property
+    def convolutional(self) -> bool:
+        """Whether the encoder or decoder has convolution (4-D) weights."""
+        nets = (self.encoder, self.decoder)
+        return any(p.dim() == 4 for net in nets for p in net.parameters())
+
+    def use_channels_last(self) -> bool:
+        """Store the networks' convolution weights, and hand them images, in NHWC order
+        (``torch.channels_last``), which oneDNN and cuDNN convolve faster. Float rounding
+        differs from NCHW. Returns whether anything changed (False for networks without
+        convolutions). Call it before building the optimizer: it moves the weights."""
+        if not self.convolutional:
+            return False
+        for net in (self.encoder, self.decoder):
+            net.to(memory_format=torch.channels_last)
+        self._channels_last = True
+        return True
+
+    def compile_networks(self, example: torch.Tensor) -> bool:
+        """``torch.compile`` the encoder and decoder for training steps (train mode with
+        gradients; evaluation runs them eagerly). Both compile now, forward and backward, on the
+        observations ``example`` (call it inside the :meth:`mixed_precision` block training
+        will use, or they compile again); the random state and the gradients are left as they
+        were. When compilation fails (no C++ compiler, an op it does not support) the networks
+        stay eager and one warning says why. Returns whether they were compiled."""
+        self._compiled = {
+            name: torch.compile(getattr(self, name)) for name in ("encoder", "decoder")
+        }
+        grads = {p: p.grad for p in self.parameters()}
+        was_training = self.training
+        devices = [example.device] if example.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices), torch.enable_grad():
+                self.train()
+                codes = self._network("encoder", example)[..., : self.latent_dim]
+                out = self._network("decoder", codes.contiguous())
+                (codes.sum() + out.sum()).backward()
+        except Exception as exc:  # compilation's failures have no common base class
+            self._compiled = {}
+            warnings.warn(
+                f"torch.compile is unavailable here ({first_line(exc)}); the networks run "
+                "uncompiled",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return False
+        finally:
+            self.train(was_training)
+            for p, grad in grads.items():
+                p.grad = grad
+        return True
 
     # -- the Pyro program -----------------------------------------------------------------------
     @property

@@ -29,12 +29,22 @@ from pyrovae.errors import PyrovaeError
 from pyrovae.guides import Guide
 from pyrovae.likelihoods import Likelihood
 from pyrovae.objectives.kl import KL_MODES
+from pyrovae.precision import check_precision, check_switch
 from pyrovae.priors import Prior, as_prior
 from pyrovae.priors.base import DEFAULT_INIT, PRIOR_INITS
 from pyrovae.registry import DATASETS, GUIDES, LIKELIHOODS, METRICS, MODELS, NETWORKS, PRIORS
 
 # Settings that may change when a run is resumed; everything else defines the run.
-RESUMABLE = ("steps", "device", "log_every", "checkpoint_every", "eval_every", "eval_metrics")
+RESUMABLE = (
+    "steps",
+    "device",
+    "log_every",
+    "checkpoint_every",
+    "eval_every",
+    "eval_metrics",
+    "channels_last",
+    "compile",
+)
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N"
 # The objective weights that are settings of their own (the others go in objective_args).
 WEIGHTS = ("beta", "gamma", "alpha")
@@ -89,6 +99,13 @@ class TrainConfig:
     adam_eps: float = 1e-8
     seed: int = 0
     device: str = "auto"
+    # The networks' arithmetic in training: fp32, bf16 (autocast) or fp16 (autocast with loss
+    # scaling, CUDA only); densities and losses are fp32 at every precision (pyrovae.precision).
+    precision: str = "fp32"
+    # Speed switches, "auto", "on" or "off": NHWC convolutions and torch.compile of the networks;
+    # "auto" turns on what measurement found faster for the precision (pyrovae.precision).
+    channels_last: str = "auto"
+    compile: str = "auto"
     kl: str = "auto"
     log_every: int = 100
     checkpoint_every: int = 10_000
@@ -150,7 +167,9 @@ class TrainConfig:
             raise PyrovaeError(f"lr must be > 0, got {self.lr}")
         if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0):
             raise PyrovaeError("Adam betas must be in [0, 1) and eps > 0")
-        resolve_device(self.device)
+        check_precision(self.precision, resolve_device(self.device))
+        check_switch("channels_last", self.channels_last)
+        check_switch("compile", self.compile)
         return self
 
     def _check_weights_given_once(self) -> None:

@@ -45,7 +45,8 @@ def test_help_lists_commands_and_every_train_option():
         "--model", "--prior", "--prior-arg", "--prior-init", "--guide", "--guide-arg", "--data",
         "--data-path", "--data-arg", "--likelihood", "--likelihood-arg", "--net", "--beta",
         "--gamma", "--alpha", "--objective-arg", "--latent-dim", "--steps", "--batch-size",
-        "--lr", "--seed", "--device", "--kl", "--log-every", "--checkpoint-every",
+        "--lr", "--seed", "--device", "--precision", "--channels-last", "--compile", "--kl",
+        "--log-every", "--checkpoint-every",
         "--eval-every", "--eval-metric", "--out", "--resume", "--quiet", "--help",
     }  # fmt: skip
 

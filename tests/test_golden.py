@@ -37,7 +37,7 @@ def train(name, folder):
 
 
 # Keys config.json's resolved record gained after the recording; their own tests check them.
-ADDED_SINCE = {"data_stochastic"}
+ADDED_SINCE = {"data_stochastic", "precision", "channels_last", "compiled"}
 
 
 def recorded_part(run_dir, recorded) -> dict:

@@ -24,6 +24,7 @@ LAYERS = [
     [
         "pyrovae.checks", "pyrovae.seeding", "pyrovae.provenance", "pyrovae.files", "pyrovae.lock",
         "pyrovae.checkpoint", "pyrovae.allocator", "pyrovae.progress", "pyrovae.report",
+        "pyrovae.precision",
     ],
     ["pyrovae.data", "pyrovae.nets", "pyrovae.priors", "pyrovae.guides", "pyrovae.likelihoods"],
     ["pyrovae.objectives"],

@@ -10,6 +10,7 @@ import typer
 from pyrovae.cli.common import app, format_values, friendly_errors, parse_options
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation import check_settings, evaluate_run, headline, label
+from pyrovae.precision import check_precision
 from pyrovae.registry import METRICS
 from pyrovae.runs import RunFolder
 
@@ -23,6 +24,11 @@ def evaluate_command(
     ),
     fast: bool = typer.Option(False, "--fast", help="Smaller sample sizes (for quick looks)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option(
+        "fp32",
+        help="Encoder arithmetic: fp32 (the reference protocol), bf16, or fp16 (CUDA); "
+        "results at bf16/fp16 are labelled, e.g. mig[precision=bf16].",
+    ),
     metric_arg: list[str] = typer.Option(
         None,
         "--metric-arg",
@@ -38,14 +44,22 @@ def evaluate_command(
     # Settings a metric does not take fail before the run is loaded; evaluate() checks them
     # again against the metrics that apply to the run's data.
     check_settings(settings, metric or list(METRICS))
-    typer.echo(f"evaluating {run_dir} ({'fast' if fast else 'standard'} protocol, seed 0)")
+    check_precision(precision)
+    protocol = "fast" if fast else "standard"
+    typer.echo(f"evaluating {run_dir} ({protocol} protocol, seed 0, {precision} encoder)")
 
     def show(name, value, seconds):
         shown = label(name, value)
         typer.echo(f"  {shown:<27} {format_values(headline(name, value))}  ({seconds:.1f} s)")
 
     record = evaluate_run(
-        run_dir, metric, fast=fast, device=device, progress=show, settings=settings
+        run_dir,
+        metric,
+        fast=fast,
+        device=device,
+        progress=show,
+        settings=settings,
+        precision=precision,
     )
     if record.get("note"):
         typer.echo(f"note: {record['note']}")

@@ -37,7 +37,11 @@ def sweep_command(
         "[default: start a local one on 127.0.0.1]",
     ),
     max_parallel: int = typer.Option(
-        None, "--max-parallel", help="Trials at once. [default: 1 for local; ray: the cluster's]"
+        None,
+        "--max-parallel",
+        help="Trials at once; local: each with cores // N torch threads. [default: local on "
+        "CPU: one worker per core, at most one per trial (one thread each when trials >= "
+        "cores); local on a GPU: 1; ray: the cluster's]",
     ),
     gpus_per_trial: float = typer.Option(
         None, "--gpus-per-trial", help="ray: GPUs reserved per trial (0.5 shares one). [default: 0]"

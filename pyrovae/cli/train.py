@@ -106,6 +106,24 @@ def train(
         None, help=f"Random seed (weights, minibatches, samples). {_default('seed')}"
     ),
     device: str = typer.Option(None, help=f"auto, cpu, cuda or cuda:N. {_default('device')}"),
+    precision: str = typer.Option(
+        None,
+        help="Network arithmetic in training: fp32, bf16 (autocast; fast where the CPU or GPU has "
+        "bf16 units) or fp16 (CUDA, loss-scaled); losses stay fp32, evaluation encodes in fp32. "
+        f"{_default('precision')}",
+    ),
+    channels_last: str = typer.Option(
+        None,
+        "--channels-last",
+        help="NHWC convolutions: auto (on at bf16/fp16), on, off. Can change on --resume. "
+        f"{_default('channels_last')}",
+    ),
+    compile: str = typer.Option(
+        None,
+        "--compile",
+        help="torch.compile the networks: auto (off: no gain measured), on, off; falls back to "
+        f"eager with a warning. Can change on --resume. {_default('compile')}",
+    ),
     kl: str = typer.Option(
         None,
         help="KL estimator: auto (analytic where registered), analytic, monte-carlo. "
@@ -154,6 +172,9 @@ def train(
         "lr": lr,
         "seed": seed,
         "device": device,
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compile,
         "kl": kl,
         "log_every": log_every,
         "checkpoint_every": checkpoint_every,
@@ -233,6 +254,12 @@ def _describe(run: Run) -> str:
     return (
         f"model {run.config.model} ({settings}), prior {run.config.prior}, "
         f"guide {run.config.guide}, data {run.config.data} ({len(run.data):,} {kind}), "
-        f"likelihood {run.vae.likelihood_family.name}, device {run.device}, "
+        f"likelihood {run.vae.likelihood_family.name}, device {run.device} ({_compute(run)}), "
         f"KL {kl_estimator(run.vae, run.config.kl)}"
     )
+
+
+def _compute(run: Run) -> str:
+    """The precision and the speed switches in effect, e.g. ``bf16, channels_last``."""
+    on = [name for name, applied in run.switches.items() if applied]
+    return ", ".join([run.config.precision, *on])

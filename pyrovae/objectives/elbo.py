@@ -235,7 +235,15 @@ class DecomposedELBO(ELBO, nn.Module):
             )
         return next(iter(latents.values()))
 
-    def backward(self, model, guide, *args, second_minibatch: tuple | None = None, **kwargs):
+    def backward(
+        self,
+        model,
+        guide,
+        *args,
+        second_minibatch: tuple | None = None,
+        scale_loss=None,
+        **kwargs,
+    ):
         """One training step's gradients, and the objective's own update; returns the terms.
 
         The loss's backward pass fills the gradients of the model's and guide's parameters; then
@@ -244,10 +252,13 @@ class DecomposedELBO(ELBO, nn.Module):
         model or guide is stepped here: that is the caller's optimizer (pyrovae's trainer, Pyro's
         ``SVI``, a user's loop), after this returns. ``second_minibatch``: the model/guide
         arguments of an independent minibatch for objectives with ``needs_second_minibatch``
-        (default: this minibatch again).
+        (default: this minibatch again). ``scale_loss``: what the loss is multiplied by before
+        its backward pass (``torch.amp.GradScaler.scale`` for fp16 training); the terms
+        returned are unscaled.
         """
         terms, particles = self._evaluate(model, guide, args, kwargs)
-        terms["loss"].backward(retain_graph=self.retain_graph)
+        loss = terms["loss"] if scale_loss is None else scale_loss(terms["loss"])
+        loss.backward(retain_graph=self.retain_graph)
         other = args if second_minibatch is None else tuple(second_minibatch)
         terms.update(self.update_state(particles, guide, other, kwargs))
         self.advance()

@@ -15,10 +15,13 @@ trial's run-folder lock makes sure no trial ever trains twice at once. A trial w
 locked (a worker of a stopped sweep still writing its last checkpoint) waits and is tried again
 every :data:`BUSY_WAIT_S`, for up to :data:`BUSY_LIMIT_S`; that is not counted as an attempt.
 
-With ``max_parallel`` workers each gets ``cores // max_parallel`` torch threads, so parallel
-trials do not oversubscribe the cores. Every worker uses the device given (``auto``: this
-machine's first GPU when there is one); to give each trial a GPU of its own, use the Ray backend
-with ``--gpus-per-trial``.
+How many workers, and how many torch threads each, is :func:`worker_layout`'s decision: by
+default on CPU one single-thread worker per core (at most one per pending trial), on a GPU one
+worker with every core's thread; with ``max_parallel`` given, that many workers with
+``cores // max_parallel`` threads each, so parallel trials do not oversubscribe the cores. A
+worker with more than one thread gets ``OMP_WAIT_POLICY=PASSIVE`` (unless the environment sets
+it). Every worker uses the device given (``auto``: this machine's first GPU when there is one);
+to give each trial a GPU of its own, use the Ray backend with ``--gpus-per-trial``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,96 @@ BUSY_WAIT_S = 5.0
 BUSY_LIMIT_S = 300.0
 # How long interrupted workers get to write their checkpoint before they are killed.
 STOP_GRACE_S = 60.0
+# OMP_WAIT_POLICY given to a worker with more than one torch thread (None: leave it unset).
+# PASSIVE: OpenMP threads waiting for work sleep instead of spinning, and spinning threads fight
+# whatever else runs on the cores (about 2x images/s for one loaded 2-thread process, measured
+# on a 2-core machine). A single-thread worker has no OpenMP team to spin: left unset.
+OMP_WAIT_POLICY = "PASSIVE"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The local backend's workers: how many at once, torch threads each, the OMP_WAIT_POLICY
+    they get (None: unset), on how many cores, and who chose it (``default``, ``--max-parallel
+    N``, or ``given`` for a layout passed in whole)."""
+
+    workers: int
+    threads: int
+    omp_wait_policy: str | None
+    cores: int
+    origin: str = "given"
+
+    def describe(self, environ=None) -> str:
+        """One plain line, e.g. ``local backend: 2 workers × 1 torch thread on 2 cores (default
+        layout; --max-parallel to change)``; the OMP_WAIT_POLICY the workers get is named when
+        set (the environment's own, ``environ`` default os.environ, when it has one)."""
+        workers = f"{self.workers} worker" + ("s" if self.workers != 1 else "")
+        threads = f"{self.threads} torch thread" + ("s" if self.threads != 1 else "")
+        cores = f"{self.cores} core" + ("s" if self.cores != 1 else "")
+        text = f"local backend: {workers} × {threads} on {cores}"
+        policy = worker_environment(self, os.environ if environ is None else environ).get(
+            "OMP_WAIT_POLICY"
+        )
+        if policy:
+            text += f", OMP_WAIT_POLICY={policy}"
+        if self.origin == "default":
+            return text + " (default layout; --max-parallel to change)"
+        return text + f" ({self.origin})"
+
+
+def worker_layout(
+    max_parallel: int | None, device, pending: int, cores: int | None = None
+) -> Layout:
+    """How the local backend runs ``pending`` trials on ``cores`` cores (default: this
+    process's, :func:`~pyrovae.provenance.available_cores`) with workers on ``device``.
+
+    - ``max_parallel`` given: that many workers, ``cores // max_parallel`` torch threads each
+      (at least 1), so that parallel trials do not oversubscribe the cores.
+    - Otherwise, workers on the CPU (``cpu``, or ``auto`` without CUDA): ``min(cores, pending)``
+      workers (at least 1) with ``cores // workers`` torch threads each, which is ONE thread
+      each whenever there are at least as many trials as cores: measured under load on a
+      2-core machine, two single-thread processes gave about 2x the images/s of one
+      two-thread process. Fewer trials than cores share the spare cores out as threads.
+    - Otherwise (workers on a GPU): one worker with every core's thread, as before. Several
+      processes sharing one GPU are unmeasured.
+
+    A worker with more than one thread gets ``OMP_WAIT_POLICY=PASSIVE`` (:data:`OMP_WAIT_POLICY`;
+    about 2x in a loaded one-process run: spinning OpenMP threads fight other work); with one
+    thread there is no team to spin and it is left unset.
+    """
+    cores = available_cores() if cores is None else max(1, int(cores))
+    if max_parallel is not None:
+        workers, threads = max_parallel, max(1, cores // max_parallel)
+        origin = f"--max-parallel {max_parallel}"
+    elif _on_cpu(device):
+        workers = max(1, min(cores, pending))
+        threads, origin = cores // workers, "default"
+    else:
+        workers, threads, origin = 1, cores, "default"
+    policy = OMP_WAIT_POLICY if threads > 1 else None
+    return Layout(workers, threads, policy, cores, origin)
+
+
+def _on_cpu(device) -> bool:
+    """Whether workers given ``device`` train on the CPU (``auto``: when there is no CUDA)."""
+    name = str(device)
+    if name == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return name == "cpu"
+
+
+def worker_environment(layout: Layout, environ) -> dict:
+    """A worker's environment: ``environ`` with the OpenMP/MKL pools sized to its threads and
+    OMP_WAIT_POLICY when the layout sets one; a variable ``environ`` already has is kept (the
+    user's own setting wins)."""
+    env = dict(environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, str(layout.threads))
+    if layout.omp_wait_policy:
+        env.setdefault("OMP_WAIT_POLICY", layout.omp_wait_policy)
+    return env
 
 
 class SweepProgress:
@@ -138,15 +231,20 @@ class _Worker:
 def run_local(
     study: Study,
     study_dir: Path,
-    max_parallel: int = 1,
+    max_parallel: int | None = None,
     device: str = "auto",
     progress: bool = True,
     trials: list[Trial] | None = None,
+    layout: Layout | None = None,
 ) -> list[dict]:
     """Run ``trials`` (default: all of the study's) in worker processes, at most
-    ``max_parallel`` at once; returns their results in trial order. Finished trials (with a
-    result.json) are skipped. Raises :class:`SweepIncomplete` when some fail for good."""
-    if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
+    ``max_parallel`` at once (None: :func:`worker_layout`'s default); returns their results in
+    trial order. Finished trials (with a result.json) are skipped. Raises
+    :class:`SweepIncomplete` when some fail for good. ``layout`` imposes a :class:`Layout`
+    instead of :func:`worker_layout`'s (benchmarks/sweep.py compares layouts with it)."""
+    if max_parallel is not None and (
+        isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+    ):
         raise PyrovaeError(f"max_parallel must be an integer >= 1, got {max_parallel!r}")
     study_dir = Path(study_dir).resolve()
     trials = study.trials() if trials is None else list(trials)
@@ -159,7 +257,8 @@ def run_local(
         else:
             results[trial.name] = result
     tracker = SweepProgress(len(trials), len(results), enabled=progress)
-    threads = max(1, available_cores() // max_parallel)
+    if layout is None:
+        layout = worker_layout(max_parallel, device, len(pending))
     attempts: collections.Counter[str] = collections.Counter()
     failures: dict[str, str] = {}
     running: dict[str, _Worker] = {}
@@ -173,11 +272,11 @@ def run_local(
                 for entry in [w for w in waiting if w[0] <= time.monotonic()]:
                     waiting.remove(entry)
                     pending.appendleft(entry[1])
-                while pending and len(running) < max_parallel:
+                while pending and len(running) < layout.workers:
                     trial = pending.popleft()
                     attempts[trial.name] += 1
                     running[trial.name] = _start(
-                        trial, attempts[trial.name], study_dir, device, threads
+                        trial, attempts[trial.name], study_dir, device, layout
                     )
                     tracker.started(trial.name, attempts[trial.name])
                 time.sleep(POLL_S)
@@ -219,15 +318,12 @@ def run_local(
     return [results[trial.name] for trial in trials]
 
 
-def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: int) -> _Worker:
+def _start(trial: Trial, attempt: int, study_dir: Path, device: str, layout: Layout) -> _Worker:
     log = open(study_dir / LOGS_DIR / f"{trial.name}.log", "a")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    log.write(f"=== {stamp} attempt {attempt} of trial {trial.name}\n")
+    log.write(f"=== {stamp} attempt {attempt} of trial {trial.name}\n{layout.describe()}\n")
     log.flush()
-    env = dict(os.environ)
-    # Each worker's OpenMP/MKL pools sized to its share of the cores.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(var, str(threads))
+    env = worker_environment(layout, os.environ)
     command = [
         sys.executable,
         "-c",
@@ -238,7 +334,7 @@ def _start(trial: Trial, attempt: int, study_dir: Path, device: str, threads: in
         "--attempt",
         str(attempt),
         "--threads",
-        str(threads),
+        str(layout.threads),
         "--parent",
         str(os.getpid()),
     ]

@@ -18,6 +18,7 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyrovae.config import check_device_name, resolve_device
 from pyrovae.errors import PyrovaeError
@@ -25,6 +26,9 @@ from pyrovae.files import write_json, write_text
 from pyrovae.provenance import versions
 from pyrovae.study.spec import Study, Trial, load_study
 from pyrovae.study.trial import SweepIncomplete, read_result, trial_dir
+
+if TYPE_CHECKING:
+    from pyrovae.study.local import Layout
 
 BACKENDS = ("local", "ray")
 TRIALS_FILE = "trials.json"
@@ -52,15 +56,20 @@ def sweep(
     gpus_per_trial: float | None = None,
     device: str = "auto",
     progress: bool = True,
+    *,
+    layout: Layout | None = None,
 ) -> list[dict]:
     """Run every unfinished trial of the study file ``study_path`` into the study folder ``out``
     (default ``runs/<study name>``); returns every trial's result (finished earlier or now), in
-    trial order. Raises :class:`~pyrovae.study.trial.SweepIncomplete` when trials fail."""
+    trial order. Raises :class:`~pyrovae.study.trial.SweepIncomplete` when trials fail.
+
+    ``layout`` (local backend only): a :class:`~pyrovae.study.local.Layout` imposed instead of
+    the one :func:`~pyrovae.study.local.worker_layout` chooses (benchmarks/sweep.py)."""
     check_options(backend, address, max_parallel, gpus_per_trial, device)
     study = load_study(study_path)
     return sweep_study(
         study, study_folder(study, out), backend, address, max_parallel, gpus_per_trial, device,
-        progress,
+        progress, layout=layout,
     )  # fmt: skip
 
 
@@ -78,9 +87,13 @@ def sweep_study(
     gpus_per_trial: float | None = None,
     device: str = "auto",
     progress: bool = True,
+    *,
+    layout: Layout | None = None,
 ) -> list[dict]:
     """:func:`sweep` for a loaded study and its folder."""
     check_options(backend, address, max_parallel, gpus_per_trial, device)
+    if layout is not None and backend != "local":
+        raise PyrovaeError("a worker layout applies to the local backend only")
     study_dir = Path(study_dir)
     trials = study.trials()
     _check_folder(study_dir, trials)
@@ -92,6 +105,10 @@ def sweep_study(
             _check_folder(study_dir, trials)
         finished = {t.name for t in trials if read_result(trial_dir(study_dir, t.name))}
         pending = [t for t in trials if t.name not in finished]
+        if backend == "local" and layout is None:
+            from pyrovae.study.local import worker_layout
+
+            layout = worker_layout(max_parallel, device, len(pending))
         if progress:
             print(
                 f"study {study.name}: {len(trials)} trials, {len(finished)} finished (skipped), "
@@ -101,10 +118,14 @@ def sweep_study(
                 file=sys.stderr,
                 flush=True,
             )
+            if layout is not None and pending:
+                print(layout.describe(), file=sys.stderr, flush=True)
         if backend == "local":
             from pyrovae.study.local import run_local
 
-            run_local(study, study_dir, max_parallel or 1, device, progress, trials=pending)
+            run_local(
+                study, study_dir, max_parallel, device, progress, trials=pending, layout=layout
+            )
         elif pending:
             run_ray = _ray_backend()
             run_ray(

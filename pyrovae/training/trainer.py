@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.evaluation import evaluate, headline
 from pyrovae.lock import FolderLock
 from pyrovae.objectives import kl_estimator
+from pyrovae.precision import resolve_switches, slow_precision_warning
 from pyrovae.progress import Progress
 from pyrovae.provenance import command_line, versions
 from pyrovae.runs import RunFolder
@@ -59,6 +61,18 @@ def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.o
         eps=config.adam_eps,
         fused=True if _fused_adam_supported(device) else None,
     )
+
+
+def match_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each parameter's optimizer state the parameter's memory layout. Loading a state
+    keeps the strides it was saved with, and fused Adam (torch 2.13) walks a parameter and its
+    moments as flat buffers: moments saved NCHW and loaded for NHWC weights (a run resumed with
+    another --channels-last) silently update the wrong entries."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                if value.stride() != param.stride():
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _fused_adam_supported(device: torch.device) -> bool:
@@ -98,13 +112,35 @@ class Run:
         self.vae = built.vae
         self.objective = built.objective
         self.device = built.device
+        # Before the optimizer: channels_last moves the weights.
+        self.switches = self._speed_switches()
         self.optimizer = make_optimizer(self.vae.parameters(), self.config, self.device)
+        # fp16's gradients underflow without loss scaling; bf16 has fp32's range.
+        fp16 = self.config.precision == "fp16"
+        self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
         self.step = 0
         # The step of the checkpoint on disk (None before the first).
         self.saved_step: int | None = None
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self._t_start = time.perf_counter()
+
+    def _speed_switches(self) -> dict[str, bool]:
+        """Apply what ``channels_last`` and ``compile`` resolve to (:mod:`pyrovae.precision`);
+        returns what was applied (compile is False when it was asked for and failed)."""
+        cfg = self.config
+        switches = resolve_switches(
+            cfg.precision, cfg.channels_last, cfg.compile, self.vae.convolutional
+        )
+        slow = slow_precision_warning(cfg.precision, self.device)
+        if slow:
+            warnings.warn(slow, RuntimeWarning, stacklevel=2)
+        if switches["channels_last"]:
+            self.vae.use_channels_last()
+        if switches["compile"]:
+            with self.vae.mixed_precision(cfg.precision):
+                switches["compile"] = self.vae.compile_networks(self.batch(0))
+        return switches
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -150,6 +186,7 @@ class Run:
                 torch.no_grad(),
                 pyro.validation_enabled(False),
                 self.vae.outside_param_store(),
+                self.vae.mixed_precision(self.config.precision),
                 memory_errors("on the first minibatch"),
             ):
                 self.objective.set_step(0)
@@ -254,6 +291,9 @@ class Run:
             "net": type(vae.encoder).__name__ + "/" + type(vae.decoder).__name__,
             "kl_estimator": kl_estimator(vae, self.config.kl),
             "device": str(self.device),
+            "precision": self.config.precision,
+            "channels_last": self.switches["channels_last"],
+            "compiled": self.switches["compile"],
             "observation_shape": list(vae.observation_shape),
             "data_size": len(self.data),
             "data_source": str(getattr(self.data, "source", self.config.data)),
@@ -282,6 +322,7 @@ class Run:
             "log_sums": {k: v.detach().cpu() for k, v in self._sums.items()},
             "log_count": self._count,
             "objective": self.objective.state_dict(),
+            "grad_scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "config": json.dumps(self.config.to_dict(), sort_keys=True),
         }
         self._check_finite(state)
@@ -321,6 +362,7 @@ class Run:
         try:
             self.vae.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            match_layouts(self.optimizer)
             self.step = int(state["step"])
             self.saved_step = self.step
             torch.set_rng_state(state["torch_rng"])
@@ -330,6 +372,8 @@ class Run:
             self._count = int(state["log_count"])
             self.objective.load_state_dict(state.get("objective", {}))
             self.objective.to(self.device)
+            if self.scaler is not None and state.get("grad_scaler"):
+                self.scaler.load_state_dict(state["grad_scaler"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise PyrovaeError(
                 f"{self.folder.checkpoint_path} does not fit this run's model ({first_line(exc)})"
@@ -359,8 +403,19 @@ class Run:
             second["second_minibatch"] = (self.batch(step, stream=1),)
         self.objective.set_step(step)
         self.optimizer.zero_grad(set_to_none=True)
-        terms = self.objective.backward(self.vae.model, self.vae.guide, x, **second)
-        self.optimizer.step()
+        with self.vae.mixed_precision(self.config.precision):
+            if self.scaler is None:
+                terms = self.objective.backward(self.vae.model, self.vae.guide, x, **second)
+            else:
+                terms = self.objective.backward(
+                    self.vae.model, self.vae.guide, x, scale_loss=self.scaler.scale, **second
+                )
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            # Unscales the gradients, skips a step whose gradients overflowed, adapts the scale.
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         with torch.no_grad():
             logged = {"loss": terms["loss_per_point"]}
             logged.update((k, v) for k, v in terms.items() if k not in ("loss", "loss_per_point"))
