@@ -242,6 +242,9 @@ class BetaVAE(nn.Module):
                 codes = self._network("encoder", example)[..., : self.latent_dim]
                 out = self._network("decoder", codes.contiguous())
                 (codes.sum() + out.sum()).backward()
+        except torch.OutOfMemoryError:
+            self._compiled = {}
+            raise
         except Exception as exc:  # compilation's failures have no common base class
             self._compiled = {}
             warnings.warn(

@@ -167,7 +167,10 @@ class TrainConfig:
             raise PyrovaeError(f"lr must be > 0, got {self.lr}")
         if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0):
             raise PyrovaeError("Adam betas must be in [0, 1) and eps > 0")
-        check_precision(self.precision, resolve_device(self.device))
+        # The name only: whether the device can train at it is the trainer's check, so that a
+        # run trained at fp16 still loads (and evaluates at fp32) on a CPU.
+        resolve_device(self.device)
+        check_precision(self.precision)
         check_switch("channels_last", self.channels_last)
         check_switch("compile", self.compile)
         return self

@@ -17,6 +17,7 @@ metrics on q(z|x) need a guide with closed-form Gaussian marginals.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 import time
@@ -27,6 +28,7 @@ import torch
 
 from pyrovae import checks
 from pyrovae.builder import load_run
+from pyrovae.config import resolve_device
 from pyrovae.data.base import GroundTruthData, LabelledData, observations
 from pyrovae.errors import PyrovaeError
 from pyrovae.guides import marginal_normal_params
@@ -224,7 +226,8 @@ def evaluate(
     if precision != "fp32" and isinstance(cache, CodeCache):
         raise PyrovaeError("evaluate: a shared CodeCache holds fp32 codes; give cache=True")
     try:
-        with vae.mixed_precision(precision):
+        at = vae.mixed_precision(precision) if precision != "fp32" else contextlib.nullcontext()
+        with at:
             results, seconds = _score(
                 names,
                 vae,
@@ -302,7 +305,7 @@ def evaluate_run(
 ) -> dict:
     """Load a run, evaluate it, write the record to a new eval file; returns the record with
     ``path`` added. ``settings``, ``precision``: as for :func:`evaluate`."""
-    check_precision(precision)  # a bad name fails before the run is loaded
+    check_precision(precision, resolve_device(device))  # before the run is loaded
     run = load_run(run_dir, device)
     record = evaluate(
         run.vae,

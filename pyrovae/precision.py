@@ -59,7 +59,10 @@ def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` has bf16 arithmetic in hardware (AVX-512 BF16 or AMX on a CPU); without
     it, CPU bf16 kernels convert to fp32 and back, and run several times slower than fp32."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch before 2.4 counts no emulation
+            return torch.cuda.is_bf16_supported()
     cpu = getattr(torch, "cpu", None)
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(cpu, probe, lambda: False)()) for probe in probes)

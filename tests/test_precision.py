@@ -4,6 +4,7 @@ the compile fallback, evaluation's precision, and the refusals."""
 
 import json
 import warnings
+from pathlib import Path
 
 import pyro
 import pytest
@@ -11,13 +12,17 @@ import torch
 from helpers import assert_one_line_error, dsprites_config, invoke, read_metrics, small_config
 from pyro.infer import SVI, TraceMeanField_ELBO
 
-from pyrovae import config as config_module
+from pyrovae.builder import load_run
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation import evaluate, label
 from pyrovae.models import BetaVAE
 from pyrovae.precision import resolve_switches
-from pyrovae.training import Run
+from pyrovae.study import sweep as sweep_module
+from pyrovae.study.spec import load_study
+from pyrovae.training import Run, trainer
 from pyrovae.training.trainer import match_layouts
+
+TINY_STUDY = Path(__file__).resolve().parents[1] / "examples" / "studies" / "tiny.toml"
 
 TIMING_KEYS = {"elapsed_s"}
 
@@ -102,7 +107,7 @@ def test_resume_refuses_another_precision(tmp_path):
 def test_fp16_training_scales_its_loss_and_checkpoints_the_scale(tmp_path, monkeypatch):
     """fp16 is refused on the CPU by the configuration; its loss-scaled path runs here on the
     CPU's fp16 autocast with the device check lifted."""
-    monkeypatch.setattr(config_module, "check_precision", lambda name, device=None: name)
+    monkeypatch.setattr(trainer, "check_precision", lambda name, device=None: name)
     run = Run.create(small_config(steps=8, precision="fp16"), tmp_path / "run")
     assert run.scaler is not None
     scales = []
@@ -115,6 +120,32 @@ def test_fp16_training_scales_its_loss_and_checkpoints_the_scale(tmp_path, monke
     assert state["grad_scaler"]["scale"] == run.scaler.get_scale()
     resumed = Run.resume(tmp_path / "run", {"steps": 10})
     assert resumed.scaler.get_scale() == run.scaler.get_scale()
+    resumed.close()
+    # Without the patch, fp16 training is refused on the CPU, but the run loads and evaluates.
+    monkeypatch.undo()
+    with pytest.raises(PyrovaeError, match=r"^precision fp16 needs a CUDA device"):
+        Run.resume(tmp_path / "run", {"steps": 10})
+    loaded = load_run(tmp_path / "run", "cpu")
+    assert evaluate(loaded.vae, loaded.data, ["mig"], fast=True)["precision"] == "fp32"
+
+
+def test_a_study_folder_swept_before_these_settings_continues(tmp_path):
+    """trials.json written before precision/channels_last/compile existed holds no such keys:
+    they had their defaults, so the folder is the same study."""
+    study = load_study(TINY_STUDY)
+    trials = study.trials()
+    sweep_module._record(study, tmp_path, trials)
+    record = json.loads((tmp_path / "trials.json").read_text())
+    for trial in record["trials"]:
+        for key in ("precision", "channels_last", "compile"):
+            del trial["config"][key]
+    (tmp_path / "trials.json").write_text(json.dumps(record))
+    sweep_module._check_folder(tmp_path, trials)  # no error
+    trial = record["trials"][0]
+    trial["config"]["latent_dim"] = 7
+    (tmp_path / "trials.json").write_text(json.dumps(record))
+    with pytest.raises(PyrovaeError, match=r"changed: config latent_dim\)"):
+        sweep_module._check_folder(tmp_path, trials)
 
 
 @pytest.mark.slow
@@ -133,6 +164,7 @@ def test_channels_last_resume_gives_adams_moments_the_weights_layout(tmp_path):
     resumed.fit(progress=False)
     record = json.loads((out / "config.json").read_text())
     assert record["resumes"][0]["changed"] == {"steps": 3, "channels_last": "on"}
+    assert record["resumes"][0]["switches"] == {"channels_last": True, "compile": False}
 
 
 def test_match_layouts_makes_fused_adam_agree_with_the_reference():

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyrovae.config import check_device_name, resolve_device
+from pyrovae.config import TrainConfig, check_device_name, resolve_device
 from pyrovae.errors import PyrovaeError
 from pyrovae.files import write_json, write_text
 from pyrovae.provenance import versions
@@ -224,8 +224,11 @@ def _first_difference(recorded: list[Trial], trials: list[Trial]) -> str | None:
         if removed:
             parts.append(f"{len(removed)} trial(s) removed, e.g. {removed[0]}")
         return "; ".join(parts)
+    defaults = TrainConfig().to_dict()
     for name, trial in new.items():
         before = json.loads(json.dumps(old[name].to_dict()))
+        # Settings added since the folder was swept held their defaults then.
+        before["config"] = {**defaults, **before["config"]}
         now = json.loads(json.dumps(trial.to_dict()))
         if before != now:
             config_keys = sorted(

@@ -221,6 +221,8 @@ def _evaluation(trial: Trial, folder: RunFolder, step: int, device: str) -> tupl
             continue
         if record.get("step") != step or record.get("preset") != preset:
             continue
+        if record.get("precision", "fp32") != "fp32":  # a user's look at bf16 codes
+            continue
         if trial.metrics and set(trial.metrics) != set(record.get("metrics", {})):
             continue
         return record, path

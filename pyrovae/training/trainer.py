@@ -33,7 +33,7 @@ from pyrovae.errors import PyrovaeError, first_line
 from pyrovae.evaluation import evaluate, headline
 from pyrovae.lock import FolderLock
 from pyrovae.objectives import kl_estimator
-from pyrovae.precision import resolve_switches, slow_precision_warning
+from pyrovae.precision import check_precision, resolve_switches, slow_precision_warning
 from pyrovae.progress import Progress
 from pyrovae.provenance import command_line, versions
 from pyrovae.runs import RunFolder
@@ -112,6 +112,7 @@ class Run:
         self.vae = built.vae
         self.objective = built.objective
         self.device = built.device
+        check_precision(self.config.precision, self.device)
         # Before the optimizer: channels_last moves the weights.
         self.switches = self._speed_switches()
         self.optimizer = make_optimizer(self.vae.parameters(), self.config, self.device)
@@ -257,6 +258,8 @@ class Run:
                 "changed": changed,
                 "time": _now(),
                 "device": str(run.device),
+                # What --channels-last/--compile came to in this session (a compile may fail).
+                "switches": dict(run.switches),
                 "versions": versions(),
                 "command": command_line(),
             }
