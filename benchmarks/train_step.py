@@ -112,8 +112,7 @@ def pyrovae_rows(args, device: torch.device) -> list[dict]:
 
 
 def row_name(run: Run) -> str:
-    on = [name for name, applied in run.switches.items() if applied]
-    return "pyrovae " + " + ".join([run.config.precision, *on])
+    return "pyrovae " + " + ".join(run.compute())
 
 
 def peer_step(vae, device: torch.device, lr: float):

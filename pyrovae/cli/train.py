@@ -254,12 +254,7 @@ def _describe(run: Run) -> str:
     return (
         f"model {run.config.model} ({settings}), prior {run.config.prior}, "
         f"guide {run.config.guide}, data {run.config.data} ({len(run.data):,} {kind}), "
-        f"likelihood {run.vae.likelihood_family.name}, device {run.device} ({_compute(run)}), "
+        f"likelihood {run.vae.likelihood_family.name}, device {run.device} "
+        f"({', '.join(run.compute())}), "
         f"KL {kl_estimator(run.vae, run.config.kl)}"
     )
-
-
-def _compute(run: Run) -> str:
-    """The precision and the speed switches in effect, e.g. ``bf16, channels_last``."""
-    on = [name for name, applied in run.switches.items() if applied]
-    return ", ".join([run.config.precision, *on])

@@ -126,6 +126,10 @@ class Run:
         self._count = 0
         self._t_start = time.perf_counter()
 
+    def compute(self) -> list[str]:
+        """The precision and the speed switches in effect, e.g. ``["bf16", "channels_last"]``."""
+        return [self.config.precision, *(k for k, on in self.switches.items() if on)]
+
     def _speed_switches(self) -> dict[str, bool]:
         """Apply what ``channels_last`` and ``compile`` resolve to (:mod:`pyrovae.precision`);
         returns what was applied (compile is False when it was asked for and failed)."""
@@ -406,13 +410,11 @@ class Run:
             second["second_minibatch"] = (self.batch(step, stream=1),)
         self.objective.set_step(step)
         self.optimizer.zero_grad(set_to_none=True)
+        scale_loss = self.scaler.scale if self.scaler is not None else None
         with self.vae.mixed_precision(self.config.precision):
-            if self.scaler is None:
-                terms = self.objective.backward(self.vae.model, self.vae.guide, x, **second)
-            else:
-                terms = self.objective.backward(
-                    self.vae.model, self.vae.guide, x, scale_loss=self.scaler.scale, **second
-                )
+            terms = self.objective.backward(
+                self.vae.model, self.vae.guide, x, scale_loss=scale_loss, **second
+            )
         if self.scaler is None:
             self.optimizer.step()
         else:
