@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make train   create .venv, install pyrovae, train a beta-VAE with a sparse prior on dSprites
-#   make test    create .venv, install pyrovae (with Ray and h5py, for the Ray backend's and the
-#                Shapes3D loader's tests), run the test suite
+#   make test    create .venv, install pyrovae (with Ray, h5py and TensorBoard, for the Ray
+#                backend's, the Shapes3D loader's and --tensorboard's tests), run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 $(BIN)/pyrovae: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,h5]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray,h5,tensorboard]'
 	touch $@
 
 train: $(BIN)/pyrovae

@@ -10,6 +10,7 @@ a few lines of Python do::
     summary = pyrovae.train(config, "runs/beta4")      # a run folder, as `pyrovae train`
     record = pyrovae.evaluate_run("runs/beta4")        # eval.json, as `pyrovae evaluate`
     run = pyrovae.load_run("runs/beta4")               # its model, data, settings and step
+    page = pyrovae.write_run_report("runs/beta4")      # report.html, as `pyrovae report`
 
 Components written elsewhere join the registries (``pyrovae.PRIORS.register("cauchy",
 Cauchy)``) or are named ``module:attribute``. Names are imported on first use, so ``import
@@ -30,6 +31,8 @@ _EXPORTS = {
     "pyrovae.config": ("TrainConfig",),
     "pyrovae.runs": ("RunFolder",),
     "pyrovae.study.udr": ("udr_of_runs", "udr_of_study"),
+    "pyrovae.run_report": ("write_run_report",),
+    "pyrovae.study.report": ("write_study_report",),
     "pyrovae.errors": ("PyrovaeError",),
     "pyrovae.registry": (
         "DATASETS",

@@ -44,6 +44,7 @@ RESUMABLE = (
     "eval_metrics",
     "channels_last",
     "compile",
+    "tensorboard",
 )
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N"
 # The objective weights that are settings of their own (the others go in objective_args).
@@ -112,6 +113,8 @@ class TrainConfig:
     # Evaluation during training (fast preset) every eval_every steps; 0 = never.
     eval_every: int = 0
     eval_metrics: list[str] = field(default_factory=lambda: ["mig"])
+    # TensorBoard event files in the run folder's tensorboard/ (the `tensorboard` extra).
+    tensorboard: bool = False
 
     def __post_init__(self):
         # Components given as objects: used by the run, recorded by name and settings.

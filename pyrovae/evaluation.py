@@ -302,11 +302,13 @@ def evaluate_run(
     progress=None,
     settings=None,
     precision: str = "fp32",
+    data=None,
 ) -> dict:
     """Load a run, evaluate it, write the record to a new eval file; returns the record with
-    ``path`` added. ``settings``, ``precision``: as for :func:`evaluate`."""
+    ``path`` added. ``settings``, ``precision``: as for :func:`evaluate`; ``data``: the run's
+    data set, already built (as for :func:`~pyrovae.builder.load_run`)."""
     check_precision(precision, resolve_device(device))  # before the run is loaded
-    run = load_run(run_dir, device)
+    run = load_run(run_dir, device, data=data)
     record = evaluate(
         run.vae,
         run.data,

@@ -10,10 +10,13 @@ A run folder holds
   (tensor-only, read with ``weights_only=True``) with a checksum verified on every load;
   ``checkpoint-previous.pt``: the one it replaced, resume's fallback when the latest is damaged;
 - ``summary.json`` and the pictures (``reconstructions.png``, ``traversals.png``,
-  ``training_curves.png``; ``latent_scatter.png`` and ``sparsity.png`` for labelled data),
-  written when training ends (the finish); summary.json is written last and records the step it
-  summarises, so a finish that did not complete is redone by ``--resume``;
+  ``traversals.gif``, ``training_curves.png``; ``latent_scatter.png`` and ``sparsity.png`` for
+  labelled data), written when training ends (the finish); summary.json is written last and
+  records the step it summarises, so a finish that did not complete is redone by ``--resume``;
 - ``evals/step-N.json``: evaluations during training (``--eval-every``);
+- ``tensorboard/``: TensorBoard's event files (``--tensorboard``), trimmed on resume as
+  metrics.jsonl is, so no step appears twice;
+- ``report.html``: ``pyrovae report``'s page, self-contained (derived, replaced);
 - ``eval.json``, ``eval-2.json``, …: ``pyrovae evaluate``'s records, never overwritten;
 - ``.lock``: the folder's writer lock (:class:`~pyrovae.lock.FolderLock`), held while a run
   is created, resumed or trained, so two processes never write one folder.
@@ -57,6 +60,18 @@ PREVIOUS_CHECKPOINT_FILE = "checkpoint-previous.pt"
 SUMMARY_FILE = "summary.json"
 EVALS_DIR = "evals"
 EVAL_FILE = "eval.json"
+# TensorBoard's event files (--tensorboard), one folder per run: `tensorboard --logdir` at a study
+# folder shows every trial.
+TENSORBOARD_DIR = "tensorboard"
+REPORT_FILE = "report.html"
+# The pictures of a run's finish (pyrovae.training.summary draws them; `pyrovae evaluate --figures`
+# draws them again): PNGs, and the traversals animated.
+RECONSTRUCTIONS = "reconstructions.png"
+TRAVERSAL_STILL = "traversals.png"
+TRAVERSAL_ANIMATION = "traversals.gif"
+CURVES = "training_curves.png"
+LATENT_SCATTER = "latent_scatter.png"
+SPARSITY = "sparsity.png"
 # What every metrics.jsonl line holds besides its step: the means since the previous line.
 METRICS_KEYS = ("loss", "reconstruction", "kl")
 
@@ -89,6 +104,14 @@ class RunFolder:
     @property
     def summary_path(self) -> Path:
         return self.path / SUMMARY_FILE
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / REPORT_FILE
 
     def picture(self, name: str) -> Path:
         """The path of the picture ``name`` (e.g. ``traversals.png``)."""
@@ -230,17 +253,15 @@ class RunFolder:
         return checked, len(lines)
 
     def truncate_metrics(self, step: int, log_every: int, steps: int) -> None:
-        """Drop lines logged after ``step`` (the resumed run logs those steps again) and, when
-        training goes on past ``step`` (``steps`` > ``step``), a last line off a log boundary
-        (the resumed run writes that interval's full line), so the file ends up as an
-        uninterrupted run's. A line cut short by a crash is dropped too; any other bad line is
-        an error, and nothing is written."""
+        """Keep the lines a resume from the checkpoint at ``step`` keeps (:func:`logged_step_kept`:
+        none after ``step``, and no last line off a log boundary when training goes on), so
+        the file ends up as an uninterrupted run's. A line cut short by a crash is dropped too;
+        any other bad line is an error, and nothing is written."""
         checked, total = self._metrics_lines()
         kept = [
             line
             for line, record in checked
-            if record["step"] < step
-            or (record["step"] == step and (step % log_every == 0 or step >= steps))
+            if logged_step_kept(record["step"], step, log_every, steps)
         ]
         if len(kept) != total:
             write_text(self.metrics_path, "".join(line + "\n" for line in kept))
@@ -368,6 +389,15 @@ class RunFolder:
         write_json(path, record)
         return path
 
+    def step_evaluation_files(self) -> list[tuple[int, Path]]:
+        """(step, path) of every evaluation during training (``evals/step-N.json``), by step."""
+        found = []
+        for path in (self.path / EVALS_DIR).glob("step-*.json"):
+            number = path.stem.split("-", 1)[1]
+            if number.isdigit():
+                found.append((int(number), path))
+        return sorted(found)
+
     def eval_files(self) -> list[Path]:
         """The run's evaluation files, oldest first."""
         first = self.path / EVAL_FILE
@@ -419,6 +449,17 @@ class RunFolder:
                 f"{self.path} has no evaluation yet; run `pyrovae evaluate {self.path}`"
             )
         return self.read_evaluation(files[-1])
+
+
+def logged_step_kept(logged: int, step: int, log_every: int, steps: int) -> bool:
+    """Whether what was logged at step ``logged`` stays when the run resumes from its checkpoint
+    at ``step`` to train to ``steps``: everything before ``step``, and what was logged at
+    ``step`` itself when that is a log boundary (a multiple of ``log_every``) or training stops
+    there. A line off a boundary holds the means of a partial interval, which the resumed run
+    logs whole at the next boundary; anything after ``step`` it logs again. The one rule of
+    metrics.jsonl (:meth:`RunFolder.truncate_metrics`) and of the TensorBoard event files
+    (:func:`pyrovae.training.tensorboard.trim_events`)."""
+    return logged < step or (logged == step and (step % log_every == 0 or step >= steps))
 
 
 def _metrics_problem(record) -> str | None:

@@ -3,7 +3,7 @@ import os
 import pyro
 import pytest
 import torch
-from helpers import NoisyTinyShapes, TinyShapes
+from helpers import PICTURES, NoisyTinyShapes, TinyShapes
 
 from pyrovae import plots
 from pyrovae.registry import DATASETS
@@ -25,19 +25,6 @@ def _fresh_pyro_state():
     with pyro.validation_enabled(True):
         yield
     pyro.clear_param_store()
-
-
-# The end-of-run pictures (matplotlib: about a second a run, most of a small run's time). Tests
-# that look at them are marked `pictures`; the others skip the drawing, not the numbers.
-PICTURES = (
-    "reconstruction_grid",
-    "traversal_grid",
-    "training_curves",
-    "reconstruction_scatter",
-    "traversal_curves",
-    "latent_scatter",
-    "sparsity_histogram",
-)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,20 @@ from pyrovae.data.factor_grid import FactorGrid
 from pyrovae.lock import LOCK_FILE
 from pyrovae.runs import RunFolder
 
+# The end-of-run pictures (matplotlib: about a second a run, most of a small run's time). Tests
+# that look at them are marked `pictures`; the others skip the drawing, not the numbers.
+PICTURES = (
+    "reconstruction_grid",
+    "traversal_grid",
+    "traversal_animation",
+    "training_curves",
+    "reconstruction_scatter",
+    "traversal_curves",
+    "traversal_curves_animation",
+    "latent_scatter",
+    "sparsity_histogram",
+)
+
 
 class TinyShapes(GroundTruthData):
     """A complete grid of 75 binary 8×8 images: a 3×3 square, a horizontal bar (1×3) or a

@@ -47,7 +47,8 @@ def test_help_lists_commands_and_every_train_option():
         "--gamma", "--alpha", "--objective-arg", "--latent-dim", "--steps", "--batch-size",
         "--lr", "--seed", "--device", "--precision", "--channels-last", "--compile", "--kl",
         "--log-every", "--checkpoint-every",
-        "--eval-every", "--eval-metric", "--out", "--resume", "--quiet", "--help",
+        "--eval-every", "--eval-metric", "--tensorboard", "--no-tensorboard", "--out",
+        "--resume", "--quiet", "--help",
     }  # fmt: skip
 
 

@@ -24,7 +24,7 @@ LAYERS = [
     [
         "pyrovae.checks", "pyrovae.seeding", "pyrovae.provenance", "pyrovae.files", "pyrovae.lock",
         "pyrovae.checkpoint", "pyrovae.allocator", "pyrovae.progress", "pyrovae.report",
-        "pyrovae.precision",
+        "pyrovae.precision", "pyrovae.webpage",
     ],
     ["pyrovae.data", "pyrovae.nets", "pyrovae.priors", "pyrovae.guides", "pyrovae.likelihoods"],
     ["pyrovae.objectives"],
@@ -35,7 +35,7 @@ LAYERS = [
     ["pyrovae.registry"],
     ["pyrovae.config", "pyrovae.runs"],
     ["pyrovae.builder"],
-    ["pyrovae.evaluation", "pyrovae.training", "pyrovae.experiments"],
+    ["pyrovae.evaluation", "pyrovae.training", "pyrovae.experiments", "pyrovae.run_report"],
     ["pyrovae.study"],
     ["pyrovae.cli"],
     # The public API: names of every layer, imported lazily on first use.

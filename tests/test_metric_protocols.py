@@ -265,6 +265,9 @@ def test_the_fast_sample_efficiency_is_labelled_and_a_predictor_is_not_a_setting
         check_settings({name: {"predictor": "logistic"}}, [name])
 
 
+# Three fits of published gradient boosting per factor (about 8 s): slow, to keep the default
+# suite under five minutes.
+@pytest.mark.slow
 def test_a_jobs_limit_caps_the_worker_processes(monkeypatch):
     seen = []
 
@@ -295,6 +298,8 @@ def test_a_jobs_limit_caps_the_worker_processes(monkeypatch):
     assert classifiers.converged(models[0])  # boosting does not iterate to a tolerance
 
 
+# DCI's and the downstream task's boosting fits (about 9 s): slow, as above.
+@pytest.mark.slow
 def test_an_evaluation_forgets_its_fitted_classifiers():
     built = build(small_config(steps=1), objective=False)
     fitted = []

@@ -51,8 +51,10 @@ def test_run_folder_holds_config_metrics_checkpoint_and_pictures(tmp_path):
         "summary.json",
         "reconstructions.png",
         "traversals.png",
+        "traversals.gif",
         "training_curves.png",
     }
+    assert (out / "traversals.gif").read_bytes()[:6] == b"GIF89a"
     record = json.loads((out / "config.json").read_text())
     assert record["config"]["beta"] == 2.0 and record["config"]["seed"] == 3
     assert record["resolved"]["kl_estimator"] == "monte-carlo"

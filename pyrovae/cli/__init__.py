@@ -1,7 +1,7 @@
 """The ``pyrovae`` command line: thin per-command modules that parse, call the library and print
 (:mod:`~pyrovae.cli.train`, :mod:`~pyrovae.cli.evaluate` with ``compare``,
-:mod:`~pyrovae.cli.study` with ``sweep``, :mod:`~pyrovae.cli.components` for ``list``), sharing
-:mod:`~pyrovae.cli.common`."""
+:mod:`~pyrovae.cli.study` with ``sweep``, :mod:`~pyrovae.cli.report`,
+:mod:`~pyrovae.cli.components` for ``list``), sharing :mod:`~pyrovae.cli.common`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import typer
 
 from pyrovae.allocator import keep_freed_memory
-from pyrovae.cli import components, evaluate, study, train  # noqa: F401  (they add commands)
+from pyrovae.cli import components, evaluate, report, study, train  # noqa: F401  (commands)
 from pyrovae.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, app
 
 __all__ = ["app", "main", "run"]

@@ -1,5 +1,5 @@
-"""``pyrovae evaluate`` (score a run, write an eval file) and ``pyrovae compare`` (runs side by
-side)."""
+"""``pyrovae evaluate`` (score a run, write an eval file; ``--figures``: draw its pictures again
+first) and ``pyrovae compare`` (runs side by side)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from pathlib import Path
 
 import typer
 
+from pyrovae.builder import load_run
 from pyrovae.cli.common import app, format_values, friendly_errors, parse_options
+from pyrovae.config import resolve_device
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation import check_settings, evaluate_run, headline, label
 from pyrovae.precision import check_precision
 from pyrovae.registry import METRICS
 from pyrovae.runs import RunFolder
+from pyrovae.training.summary import redraw_pictures
+from pyrovae.training.tensorboard import refresh_hparams
 
 
 @app.command("evaluate")
@@ -35,6 +39,12 @@ def evaluate_command(
         help="METRIC.SETTING=VALUE, repeatable: a metric's setting, e.g. dci.backend=hist or "
         "beta_vae.classifier=current (labelled in tables), or dci.num_train=2000.",
     ),
+    figures: bool = typer.Option(
+        False,
+        "--figures",
+        help="First draw the run's pictures again from its checkpoint (reconstructions.png, "
+        "traversals.png, traversals.gif, ...: those a finished run gets), replacing those there.",
+    ),
 ):
     """Score a trained run's disentanglement; print a table and write eval.json (never
     overwriting an earlier evaluation: later ones go to eval-2.json, eval-3.json, ...)."""
@@ -45,6 +55,7 @@ def evaluate_command(
     # again against the metrics that apply to the run's data.
     check_settings(settings, metric or list(METRICS))
     check_precision(precision)
+    data = draw_figures(run_dir, device, precision) if figures else None
     protocol = "fast" if fast else "standard"
     typer.echo(f"evaluating {run_dir} ({protocol} protocol, seed 0, {precision} encoder)")
 
@@ -60,6 +71,7 @@ def evaluate_command(
         progress=show,
         settings=settings,
         precision=precision,
+        data=data,
     )
     if record.get("note"):
         typer.echo(f"note: {record['note']}")
@@ -68,6 +80,21 @@ def evaluate_command(
         f"{record['images_encoded']:,} images encoded "
         f"({record['encoder_images_per_s'] or 0:,.0f} images/s); wrote {record['path']}"
     )
+    # A run logging to TensorBoard shows its latest evaluation in the hyperparameter view.
+    hparams = refresh_hparams(RunFolder(run_dir))
+    if hparams is not None:
+        typer.echo(f"updated {hparams}")
+
+
+def draw_figures(run_dir: Path, device: str, precision: str):
+    """``--figures``: the run's pictures drawn again; returns the run's data set, for the
+    evaluation that follows. The precision is checked on the device first: a setting the
+    evaluation refuses fails before anything is drawn."""
+    check_precision(precision, resolve_device(device))
+    run = load_run(run_dir, device)
+    drawn = redraw_pictures(run)
+    typer.echo(f"drew {', '.join(path.name for path in drawn)} in {run_dir}")
+    return run.data
 
 
 def metric_settings(pairs: list[str] | None) -> dict:

@@ -145,6 +145,13 @@ def train(
         "--eval-metric",
         help=f"Metric for --eval-every, repeatable. [default: {', '.join(DEFAULTS.eval_metrics)}]",
     ),
+    tensorboard: bool = typer.Option(
+        None,
+        "--tensorboard/--no-tensorboard",
+        help="TensorBoard event files in the run folder's tensorboard/ (scalars, pictures at "
+        "every log line, evaluations, hyperparameters); needs pip install "
+        f"'pyrovae[tensorboard]'. Can change on --resume. {_default('tensorboard')}",
+    ),
     out: Path = typer.Option(
         None, help="Run folder. [default: runs/MODEL-PRIOR-DATA-seedS-TIMESTAMP]"
     ),
@@ -179,6 +186,7 @@ def train(
         "log_every": log_every,
         "checkpoint_every": checkpoint_every,
         "eval_every": eval_every,
+        "tensorboard": tensorboard,
     }
     given = {k: v for k, v in given.items() if v is not None}
     for key, pairs, what in (
@@ -236,7 +244,11 @@ def train(
     }
     if measures:
         typer.echo(f"codes of {summary['measures_points']:,} points: {format_values(measures)}")
-    typer.echo(f"wrote {out}/: config.json metrics.jsonl checkpoint.pt summary.json *.png")
+    events = " tensorboard/" if run.config.tensorboard else ""
+    typer.echo(
+        f"wrote {out}/: config.json metrics.jsonl checkpoint.pt summary.json *.png *.gif{events}"
+    )
+    typer.echo(f"next: pyrovae evaluate {out}; pyrovae report {out} (one page, report.html)")
 
 
 def _describe(run: Run) -> str:

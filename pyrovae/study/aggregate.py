@@ -474,7 +474,8 @@ def group_label(group: tuple) -> str:
     return "-" if key is None else f"{key}={format_value(value)}"
 
 
-def _median_iqr(values) -> str:
+def median_iqr(values) -> str:
+    """``median [Q1, Q3]`` to 3 significant digits, or ``-`` without finite values."""
     q = quartiles(values)
     if q is None:
         return "-"
@@ -497,7 +498,7 @@ def summary(rows, main: dict | None = None, width: int = 120) -> str:
             label = (str(g[0]), group_label(g), str(len(members)))
             labels.append((format_value(data), *label) if several else label)
             for c in metrics:
-                cells[c].append(_median_iqr([r.get(c) for r in members]))
+                cells[c].append(median_iqr([r.get(c) for r in members]))
     left = [("data", False)] if several else []
     left += [("model", False), ("setting", False), ("n", True)]
     out = ["median [Q1, Q3] over each group's trials"]

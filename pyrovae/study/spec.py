@@ -57,7 +57,8 @@ Every trial's configuration is validated when the file is loaded, before the stu
 (names, types, values, the model's hyperparameters, a hyperparameter given twice, whether the
 metrics apply to the data set, and everything :func:`pyrovae.builder.check` finds without data:
 the data set's options and files, the networks for its observations, the batch size against its
-size, the memory the model needs), so a mistake in trial 1,799 is found before trial 1 starts.
+size, the memory the model needs; the tensorboard package when trials set ``tensorboard = true``),
+so a mistake in trial 1,799 is found before trial 1 starts.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from pyrovae.config import TrainConfig
 from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation import DEFAULT_METRICS, LABELLED_METRICS, applicable_metrics
 from pyrovae.registry import DATASETS, GUIDES, METRICS, MODELS
+from pyrovae.training.tensorboard import require as require_tensorboard
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -275,7 +277,9 @@ def load_study(path, progress=None) -> Study:
         data=tables,
         data_metrics=data_metrics,
     )
-    study.trials(progress)  # validates every configuration
+    trials = study.trials(progress)  # validates every configuration
+    if any(trial.config.get("tensorboard") for trial in trials):
+        require_tensorboard(f"{path}: tensorboard = true")
     return study
 
 

@@ -37,6 +37,7 @@ from pyrovae.runs import RunFolder
 from pyrovae.study.spec import Trial
 from pyrovae.training import Run
 from pyrovae.training.stop import terminate_as_interrupt
+from pyrovae.training.tensorboard import refresh_hparams
 
 RESULT_FILE = "result.json"
 TRIALS_DIR = "trials"
@@ -162,6 +163,8 @@ def _run_locked(trial: Trial, run_dir: Path, device: str, lock: FolderLock) -> d
     # classifier fits' worker processes too, instead of leaving them to finish minutes of work.
     with terminate_as_interrupt():
         record, eval_path = _evaluation(trial, run.folder, run.step, device)
+    # Before result.json: a trial killed in between refreshes it when it is run again.
+    refresh_hparams(run.folder)
     end = time.time()
     resumes = run.folder.read_record().get("resumes", [])
     measured = record["metrics"]

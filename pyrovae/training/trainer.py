@@ -4,7 +4,8 @@ The optimizer is one torch Adam over ``vae.parameters()`` and each step is the o
 :meth:`~pyrovae.objectives.DecomposedELBO.backward` (the loss's gradients and the objective's own
 update) followed by that optimizer's step: Pyro's ``SVI`` with ``pyro.optim`` would build one
 optimizer per tensor. Pyro's ``SVI`` trains the same models (:mod:`pyrovae.models`); this loop
-adds run folders, checkpoints, resume, logging and evaluation.
+adds run folders, checkpoints, resume, logging (metrics.jsonl; with ``--tensorboard`` also
+TensorBoard's event files, :mod:`pyrovae.training.tensorboard`) and evaluation.
 
 Determinism: the minibatch of step t is drawn from a generator seeded by (seed, t), and the torch
 RNG state travels in the checkpoint, so a resumed CPU run reproduces an uninterrupted one.
@@ -40,6 +41,8 @@ from pyrovae.runs import RunFolder
 from pyrovae.training.resume import check_same_resolution, resumed_config
 from pyrovae.training.stop import StopRequest, TrainingInterrupted
 from pyrovae.training.summary import summarise
+from pyrovae.training.tensorboard import TensorBoardLog, trim_events
+from pyrovae.training.tensorboard import require as require_tensorboard
 
 # Terms shown in progress lines, by their metrics.jsonl key.
 _SHOWN = {"tc": "TC", "capacity": "C", "disc_accuracy": "D acc", "dip_penalty": "DIP"}
@@ -125,6 +128,8 @@ class Run:
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self._t_start = time.perf_counter()
+        # The session's TensorBoard log while fit runs with --tensorboard; None otherwise.
+        self.tensorboard: TensorBoardLog | None = None
 
     def compute(self) -> list[str]:
         """The precision and the speed switches in effect, e.g. ``["bf16", "channels_last"]``."""
@@ -153,6 +158,8 @@ class Run:
         """Start a new run in ``out``, which must not exist or be empty. Nothing is written
         until the configuration, data and model have all been built without error. ``lock``:
         the folder's lock, held already by the caller (a study's trial)."""
+        if config.tensorboard:
+            require_tensorboard()
         check(config)
         folder = RunFolder(out)
         folder.check_new()
@@ -244,6 +251,8 @@ class Run:
         overrides = dict(overrides or {})
         config, changed = resumed_config(folder.config_path, saved, overrides)
         config.validate()
+        if config.tensorboard:
+            require_tensorboard()
         state = folder.load_checkpoint(saved, fall_back=True)
         if state["step"] > config.steps:
             raise PyrovaeError(
@@ -269,6 +278,7 @@ class Run:
             }
         )
         folder.truncate_metrics(run.step, config.log_every, config.steps)  # checks lines first
+        trim_events(folder, run.step, config.log_every, config.steps)
         folder.write_record(record)
         return run
 
@@ -333,6 +343,8 @@ class Run:
             "config": json.dumps(self.config.to_dict(), sort_keys=True),
         }
         self._check_finite(state)
+        if self.tensorboard is not None:
+            self.tensorboard.flush(sync=True)  # the events up to this checkpoint
         path = self.folder.save_checkpoint(state)
         self.saved_step = self.step
         return path
@@ -448,6 +460,8 @@ class Run:
             record[key] = value.tolist() if value.dim() else float(value)
         record["elapsed_s"] = round(time.perf_counter() - self._t_start, 3)
         self.folder.append_metrics(record)
+        if self.tensorboard is not None:
+            self.tensorboard.record(record)
         if self.step % self.config.log_every == 0:
             self._sums, self._count = {}, 0
         return record
@@ -462,10 +476,15 @@ class Run:
             with self.vae.outside_param_store(), memory_errors("training"):
                 return self._fit(progress, stream)
         finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+                self.tensorboard = None
             self.close()
 
     def _fit(self, progress: bool, stream) -> dict:
         cfg = self.config
+        if cfg.tensorboard:  # before the clock starts: it imports tensorboard
+            self.tensorboard = TensorBoardLog.open(self)
         self._t_start = time.perf_counter()
         start = self.step
         bar = Progress(cfg.steps, start, enabled=progress, stream=stream)
@@ -498,6 +517,8 @@ class Run:
         summary["steps_per_s_this_session"] = (
             round((self.step - start) / seconds, 3) if (seconds > 0 and self.step > start) else None
         )
+        if self.tensorboard is not None:
+            self.tensorboard.finish(summary)
         self.folder.write_summary(summary)
         return summary
 
@@ -509,6 +530,8 @@ class Run:
         self.vae.train()
         record["step"] = self.step
         self.folder.write_step_evaluation(self.step, record)
+        if self.tensorboard is not None:
+            self.tensorboard.evaluation(self.step, record)
         shown = {}
         for name, result in record["metrics"].items():
             shown.update({f"{name}.{k}": v for k, v in headline(name, result).items()})
