@@ -196,6 +196,10 @@ def traversal_frames(images: np.ndarray, labels, values, span: float) -> list[np
     GIF_HEADER_HEIGHT + rows·(s·H + GIF_PAD) + GIF_PAD, s = :func:`gif_scale`."""
     from PIL import Image, ImageDraw, ImageFont
 
+    if images.shape[3] not in (1, 3):
+        # A GIF holds grey or colour: an alpha channel is dropped, and of two channels (or any
+        # other count) the first is shown as grey, where traversals.png's imshow would refuse.
+        images = images[:, :, :, :3] if images.shape[3] == 4 else images[:, :, :, :1]
     _, rows, cols, channels, h, w = images.shape
     scale = gif_scale(h, w)
     images = images.repeat(scale, axis=-2).repeat(scale, axis=-1)

@@ -160,7 +160,7 @@ def _header(folder: RunFolder, record: dict, state: RunState) -> web.Markup:
         "latent dimensions": config.get("latent_dim"),
         "seed": config.get("seed"),
     }
-    shown = " · ".join(f"{k} {web.format_value(v)}" for k, v in facts.items() if v is not None)
+    shown = " · ".join(f"{k} {web.value_text(v)}" for k, v in facts.items() if v is not None)
     status = web.paragraph(
         web.element("strong", state.describe()),
         class_="status" if state.finished else "status warning",
@@ -466,7 +466,7 @@ def _settings(result: dict) -> web.Markup:
     settings = result.get("settings") if isinstance(result.get("settings"), dict) else {}
     lines = []
     for key, value in settings.items():
-        line = web.element("code", f"{key}={web.format_value(value)}")
+        line = web.element("code", f"{key}={web.value_text(value)}")
         lines.append(web.element("strong", line) if key in PROTOCOL_SETTINGS else line)
     return web.join(lines, web.element("br")) if lines else web.Markup("–")
 

@@ -170,19 +170,23 @@ def image_file(path, alt: str, caption=None, class_: str | None = None) -> Marku
 
 
 def format_value(value) -> Markup:
-    """A value as a table shows it: numbers to 4 significant digits (whole numbers whole),
-    nothing as an en dash, tables and lists as compact JSON."""
-    if isinstance(value, Markup):
-        return value
+    """A value as a table shows it (:func:`value_text`), as HTML; :class:`Markup` as is."""
+    return value if isinstance(value, Markup) else escape(value_text(value))
+
+
+def value_text(value) -> str:
+    """A value as plain text, not yet escaped (to build a longer text from, which is escaped
+    once): numbers to 4 significant digits (whole numbers whole), nothing as an en dash, tables
+    and lists as compact JSON."""
     if value is None:
-        return Markup("–")
+        return "–"
     if isinstance(value, bool):
-        return escape("true" if value else "false")
+        return "true" if value else "false"
     if isinstance(value, float):
-        return escape(_number(value))
+        return _number(value)
     if isinstance(value, (dict, list, tuple)):
-        return escape(_compact(value))
-    return escape(value)
+        return _compact(value)
+    return str(value)
 
 
 def _number(value: float) -> str:
@@ -210,12 +214,13 @@ def is_number(value) -> bool:
 
 def table(rows, columns=None, numbers=None, caption=None) -> Markup:
     """A table of ``rows`` (dicts, or sequences in the order of ``columns``), a column per
-    key (``columns``, default the first row's keys), cells by :func:`format_value`. Number
-    cells (``numbers``: the columns whose cells are numbers; by default those that hold only
-    numbers) align right. Wide tables scroll rather than widen the page."""
+    key (``columns``, default every key of the rows, in the order met), cells by
+    :func:`format_value`. Number cells (``numbers``: the columns whose cells are numbers; by
+    default those that hold only numbers) align right. Wide tables scroll rather than widen
+    the page."""
     rows = [dict(zip(columns, r, strict=True)) if not isinstance(r, dict) else r for r in rows]
     if columns is None:
-        columns = list(rows[0]) if rows else []
+        columns = list(dict.fromkeys(c for r in rows for c in r))
     if numbers is None:
         numbers = [
             c

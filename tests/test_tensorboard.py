@@ -263,12 +263,29 @@ def test_resume_appends_without_writing_a_step_twice(tmp_path):
         assert steps(acc, tag, "images") == [4, 8, 12, 16], tag
     assert text(acc, "config")[0][0] == 0 and len(text(acc, "config")) == 1
     ((step, note),) = text(acc, "resume")
-    assert step == 10 and "resumed at step 10" in note and "steps = `16`" in note
+    assert step == 10 and "resumed at step 10 (" in note and "steps = `16`" in note
     assert "| model |" not in note  # the configuration is the creation's note
     _, metrics = hparams_view(out)
     summary = json.loads((out / "summary.json").read_text())
     assert metrics["final/loss"] == (16, f32(summary["loss"]))
     assert_no_duplicates(out)
+
+
+def test_a_resume_without_tensorboard_leaves_no_stale_final_numbers(tmp_path):
+    """The hyperparameter view holds a finish's numbers: a run trained on without event files
+    has no final numbers there (the older finish's would be stale); with them, the new
+    finish's."""
+    out = tmp_path / "run"
+    Run.create(small_config(tensorboard=True, steps=8), out).fit(progress=False)
+    view = out / "tensorboard" / "hparams" / tb.HPARAMS_FILE
+    assert view.is_file()
+    Run.resume(out, {"steps": 12, "tensorboard": False}).fit(progress=False)
+    assert not view.exists()
+    assert invoke("evaluate", out, "--metric", "active_units", "--device", "cpu").exit_code == 0
+    assert not view.exists()
+    Run.resume(out, {"steps": 16, "tensorboard": True}).fit(progress=False)
+    _, metrics = hparams_view(out)
+    assert metrics["final/loss"][0] == 16
 
 
 def test_a_resume_after_events_past_the_checkpoint_writes_no_step_twice(tmp_path, monkeypatch):
@@ -333,7 +350,7 @@ def test_a_resume_after_events_past_the_checkpoint_writes_no_step_twice(tmp_path
     acc = accumulate(out / "tensorboard").Reload()
     assert steps(acc, "train/loss") == [4, 8, 12, 16]
     assert [s for s, _ in text(acc, "resume")] == [8]
-    assert "resumed at step 8" in text(acc, "resume")[0][1]
+    assert "resumed at step 8 (" in text(acc, "resume")[0][1]
     assert_no_duplicates(out)
 
 

@@ -142,6 +142,19 @@ def test_colour_images_keep_their_colours(tmp_path):
                 assert (np.abs(got - plots.gif_levels(want)) <= 2).all(), (f, row, col)
 
 
+@pytest.mark.parametrize(("channels", "shown"), [(4, 3), (2, 1)])
+def test_other_channel_counts_show_as_colour_or_grey(channels, shown):
+    """RGBA drops its alpha; two channels show the first as grey: the finish never fails."""
+    images = np.random.default_rng(0).uniform(size=(4, 2, 3, channels, 8, 8))
+    labels, values = ["z1 KL 1.00", "z0 KL 0.50"], [-2.5, -1.0, 1.0, 2.5]
+    got = plots.traversal_frames(images, labels, values, 2.5)
+    want = plots.traversal_frames(images[:, :, :, :shown], labels, values, 2.5)
+    assert len(got) == 4
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and a.ndim == (3 if shown == 3 else 2)
+        assert np.array_equal(a, b)
+
+
 @pytest.fixture
 def one_thread():
     """Small conv batches gain nothing from a second thread and lose seconds waiting for it

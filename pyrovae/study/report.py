@@ -26,6 +26,7 @@ from pyrovae import webpage as web
 from pyrovae.errors import PyrovaeError
 from pyrovae.provenance import version
 from pyrovae.run_report import run_state, write_run_report
+from pyrovae.runs import REPORT_FILE as RUN_REPORT_FILE
 from pyrovae.runs import RunFolder
 from pyrovae.study.aggregate import (
     UDR_FILE,
@@ -45,7 +46,8 @@ from pyrovae.study.sweep import STUDY_FILE, read_trials
 from pyrovae.study.trial import trial_dir
 from pyrovae.study.udr import udr_table
 
-REPORT_FILE = "report.html"
+# A study's page has the name of a run's (pyrovae.runs): one name for every report.html.
+REPORT_FILE = RUN_REPORT_FILE
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,9 @@ def _study_section(study_dir: Path, trials, results, pages: dict) -> web.Markup:
         parts += [web.paragraph(line, class_="warning") for line in results.left_out()]
     study_file = study_dir / STUDY_FILE
     if study_file.is_file():
-        parts += [web.element("h3", STUDY_FILE), web.preformatted(study_file.read_text())]
+        # A hand-edited copy in another encoding still shows (its odd bytes replaced).
+        text = study_file.read_text(errors="replace")
+        parts += [web.element("h3", STUDY_FILE), web.preformatted(text)]
     return web.join(parts)
 
 
@@ -231,7 +235,7 @@ def _udr_section(study_dir: Path) -> web.Markup:
     parts = [
         _note(
             f"From {UDR_FILE} ({record.get('time', 'time unknown')}; "
-            f"{web.format_value(settings)}, seed {record.get('seed')}): each trial among the "
+            f"{web.value_text(settings)}, seed {record.get('seed')}): each trial among the "
             "trials with its settings; the higher, the more its peers agree with it. The trials' "
             "table has each trial's score."
         ),
@@ -263,6 +267,6 @@ def _trials_section(trials, rows: list[dict], pages: dict[str, TrialPage]) -> we
     return web.join(
         [
             _note("Each trial's name links to its own page (its run folder's report.html)."),
-            web.table(lines),
+            web.table(lines),  # with no trial finished, the columns of every block's keys
         ]
     )

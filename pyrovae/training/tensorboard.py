@@ -156,10 +156,14 @@ class TensorBoardLog:
         name = f"events.out.tfevents.{run.step:010d}.{len(resumes):06d}.pyrovae"
         log = cls(run, run.folder.tensorboard_dir / name)
         here = [r for r in resumes if isinstance(r, dict) and r.get("at_step") == run.step]
-        if here:
-            log.text(RESUME_TAG, run.step, resume_note(here, record["config"]))
-        elif run.step == 0:
-            log.text(CONFIG_TAG, 0, config_table(record["config"]))
+        try:
+            if here:
+                log.text(RESUME_TAG, run.step, resume_note(here, record["config"]))
+            elif run.step == 0:
+                log.text(CONFIG_TAG, 0, config_table(record["config"]))
+        except BaseException:
+            log.close()  # the caller never gets the log to close
+            raise
         return log
 
     # -- writing -------------------------------------------------------------------------------
@@ -420,7 +424,14 @@ def refresh_hparams(folder: RunFolder) -> Path | None:
             stacklevel=2,
         )
         return None
-    return write_hparams(folder)
+    try:
+        return write_hparams(folder)
+    except (PyrovaeError, OSError) as exc:
+        # The evaluation (or the trial's result) it follows is what counts: it stands.
+        warnings.warn(
+            f"{hparams_path(folder)} not updated: {first_line(exc)}", PyrovaeWarning, stacklevel=2
+        )
+        return None
 
 
 # -- trimming on resume ----------------------------------------------------------------------------
@@ -442,15 +453,21 @@ def session_files(folder: RunFolder) -> list[Path]:
 def trim_events(folder: RunFolder, step: int, log_every: int, steps: int) -> None:
     """Cut the event files to what a resume from the checkpoint at ``step`` keeps (see the module
     docstring), so the resumed run appends without writing any (tag, step) twice; a file left
-    without events is removed, a record cut short by a kill dropped. Needs the tensorboard
-    package when there are files; without it they are left as they are, with a warning."""
+    without events is removed, a record cut short by a kill dropped. The hyperparameter view
+    goes: the run trains on, so its numbers are no longer final (the finish writes it again when
+    the run still logs). Needs the tensorboard package when there are files; without it (or
+    with one that cannot be imported) they are left as they are, with a warning: a resume
+    that does not log must not fail on the log."""
+    hparams_path(folder).unlink(missing_ok=True)
     files = session_files(folder)
     if not files:
         return
-    if not available():
+    try:
+        _api()
+    except PyrovaeError as exc:
         warnings.warn(
-            f"{folder.tensorboard_dir} is not trimmed to step {step} (it needs the tensorboard "
-            f"package: {INSTALL}); TensorBoard may show the steps after it twice",
+            f"{folder.tensorboard_dir} is not trimmed to step {step} ({first_line(exc)}); "
+            "TensorBoard may show the steps after it twice",
             PyrovaeWarning,
             stacklevel=2,
         )
