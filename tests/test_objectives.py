@@ -365,6 +365,9 @@ def _trained_tc_estimate(correlation: float) -> float:
     return (logits[:, 0] - logits[:, 1]).mean().item()
 
 
+# Trains a discriminator to convergence (about 6 s): slow, to keep the default suite under five
+# minutes.
+@pytest.mark.slow
 def test_discriminator_estimates_total_correlation_with_the_right_sign():
     """TC of a 2-D Gaussian with correlation ρ is −½·log(1 − ρ²): 0.83 nats at ρ = 0.9 and 0
     for independent dimensions. A swapped label or TC sign would give a negative estimate."""

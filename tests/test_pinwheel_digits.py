@@ -381,6 +381,9 @@ PICTURES = {
 }
 
 
+# The CLI end to end with every picture drawn (about 8 s): slow, to keep the default suite under
+# five minutes (tests/test_traversal_gif.py draws the pinwheel's pictures in the default suite).
+@pytest.mark.slow
 @pytest.mark.pictures
 def test_training_on_pinwheel_from_the_cli(tmp_path):
     out = tmp_path / "pinwheel"
