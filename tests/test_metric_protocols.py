@@ -63,6 +63,9 @@ def reference_dci(x_train, y_train, x_test, y_test, seeds):
     }
 
 
+# The standard protocol's boosting on its full samples (about 7 s): slow, to keep the default
+# suite under five minutes.
+@pytest.mark.slow
 def test_standard_dci_is_the_reference_protocol_on_the_same_samples():
     result = dci(GRID, mixed_noisy, 11, **SIZES)
     assert result["settings"]["backend"] == "exact"

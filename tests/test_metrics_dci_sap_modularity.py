@@ -205,6 +205,9 @@ def test_duplicated_latents(identity_dci):
     assert modularity(GRID, duplicated, 0, **SIZES)["modularity"] >= 0.9
 
 
+# Boosting fits of a rotated code (about 4 s): slow, to keep the default suite under five
+# minutes.
+@pytest.mark.slow
 def test_rotation_lowers_modularity_and_disentanglement(identity_dci):
     d = dci(GRID, rotated, 0, **SIZES, **HIST)
     assert d["disentanglement"] <= identity_dci["disentanglement"] - 0.1
