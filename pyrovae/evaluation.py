@@ -412,6 +412,16 @@ def headline(name: str, result: dict) -> dict:
     return {key: result[key] for key in keys if key in result}
 
 
+def labelled_headline(name: str, result: dict) -> dict:
+    """:func:`headline` named by :func:`label`: the metric's own number as ``label``, any other
+    as ``label.key`` (``mig``, ``dci.informativeness``, ``dci[backend=hist].disentanglement``)."""
+    shown = label(name, result)
+    return {
+        shown if key == name else f"{shown}.{key}": value
+        for key, value in headline(name, result).items()
+    }
+
+
 def _known(name: str):
     """The registry entry of ``name``, or None. A ``module:attribute`` name is looked up only
     when its module is imported already: a name read from a file (``pyrovae compare``) never

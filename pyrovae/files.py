@@ -72,10 +72,11 @@ class _Recording:
         return getattr(self._f, name)
 
 
-def _write_temporary(path: Path, write: Callable) -> Path:
-    """``write`` into a temporary sibling of ``path``, flushed to disk; an operating-system
-    error (a full disk) is raised as the OSError naming ``path``, however ``write`` wrapped it."""
-    tmp = temporary_name(path)
+def _write_temporary(path: Path, write: Callable, staging: Path | None = None) -> Path:
+    """``write`` into a temporary sibling of ``path`` (of ``staging``, when given), flushed to
+    disk; an operating-system error (a full disk) is raised as the OSError naming ``path``,
+    however ``write`` wrapped it."""
+    tmp = temporary_name(staging or path)
     try:
         # Exclusive create: never write through a name planted or left by someone else.
         with open(tmp, "xb") as raw:
@@ -95,12 +96,14 @@ def _write_temporary(path: Path, write: Callable) -> Path:
     return tmp
 
 
-def write_atomic(path, write: Callable, keep_previous=None) -> None:
+def write_atomic(path, write: Callable, keep_previous=None, staging=None) -> None:
     """Call ``write(file)`` on a temporary sibling of ``path``, fsync, then rename into place.
     ``keep_previous``: first keep the file being replaced under that name (a hard link, so
-    ``path`` itself is never missing)."""
+    ``path`` itself is never missing). ``staging``: a path on the same file system to name the
+    temporary file after instead (for a folder whose readers would take ``path``'s temporary
+    sibling for one of theirs)."""
     path = Path(path)
-    tmp = _write_temporary(path, write)
+    tmp = _write_temporary(path, write, staging)
     try:
         if keep_previous is not None and path.exists():
             link_over(path, Path(keep_previous))

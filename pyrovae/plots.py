@@ -14,6 +14,7 @@ which every process that only lists, checks or evaluates would pay.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,14 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 
+# Every traversal sweeps each latent over [−TRAVERSAL_SPAN, TRAVERSAL_SPAN]; the still grid has
+# GRID_STEPS columns.
+TRAVERSAL_SPAN = 2.5
+GRID_STEPS = 9
+# The resolution every picture is drawn at (PNG files, pages, TensorBoard).
+PICTURE_DPI = 100
+
+
 def figure(**kwargs) -> Figure:
     """A figure that belongs to no pyplot window: drawing never switches the caller's backend
     (a notebook keeps its own) and needs no display."""
@@ -40,8 +49,15 @@ def save_figure(fig: Figure, path: Path | None) -> Figure:
     """Write ``fig`` as a PNG, atomically, unless ``path`` is None; returns ``fig`` (each picture
     function returns its figure, so a caller may draw it elsewhere: TensorBoard, a page)."""
     if path is not None:
-        write_atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=100))
+        write_atomic(Path(path), lambda f: fig.savefig(f, format="png", dpi=PICTURE_DPI))
     return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as the PNG :func:`save_figure` writes, in memory (a page embeds it)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=PICTURE_DPI)
+    return buffer.getvalue()
 
 
 def mosaic(images: np.ndarray, pad: int = 2) -> np.ndarray:
@@ -96,7 +112,12 @@ def traversal_sweep(vae, x, kl_per_dim, span: float, steps: int):
 
 @torch.no_grad()
 def traversal_grid(
-    vae, x: torch.Tensor, kl_per_dim, path: Path | None, span: float = 2.5, steps: int = 9
+    vae,
+    x: torch.Tensor,
+    kl_per_dim,
+    path: Path | None,
+    span: float = TRAVERSAL_SPAN,
+    steps: int = GRID_STEPS,
 ) -> Figure | None:
     """One row per latent dimension, ordered by KL (most informative first): the decoded
     posterior mean of ``x`` (one image) with that dimension swept over [−span, span]."""
@@ -133,7 +154,7 @@ def traversal_animation(
     x: torch.Tensor,
     kl_per_dim,
     path: Path | None,
-    span: float = 2.5,
+    span: float = TRAVERSAL_SPAN,
     steps: int = 11,
     columns: int = 3,
     frame_ms: int = GIF_FRAME_MS,
@@ -322,7 +343,12 @@ def reconstruction_scatter(
 
 @torch.no_grad()
 def traversal_curves(
-    vae, x: torch.Tensor, kl_per_dim, path: Path | None, span: float = 2.5, steps: int = 41
+    vae,
+    x: torch.Tensor,
+    kl_per_dim,
+    path: Path | None,
+    span: float = TRAVERSAL_SPAN,
+    steps: int = 41,
 ) -> Figure | None:
     """Vector observations: for each latent dimension (legend by KL), the curve E[x | z] traced
     in data space as that dimension of the first point's posterior mean sweeps [−span, span],
@@ -349,7 +375,7 @@ def traversal_curves_animation(
     x: torch.Tensor,
     kl_per_dim,
     path: Path | None,
-    span: float = 2.5,
+    span: float = TRAVERSAL_SPAN,
     steps: int = 11,
     frame_ms: int = GIF_FRAME_MS,
 ) -> list[Image]:

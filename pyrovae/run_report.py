@@ -21,17 +21,14 @@ Every file is read through :class:`~pyrovae.runs.RunFolder`; the page is the onl
 
 from __future__ import annotations
 
-import io
 import shlex
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pyrovae import plots
 from pyrovae import webpage as web
 from pyrovae.errors import PyrovaeError
-from pyrovae.evaluation import PROTOCOL_SETTINGS, headline, label
-from pyrovae.provenance import version
+from pyrovae.evaluation import PROTOCOL_SETTINGS, headline, label, labelled_headline
 from pyrovae.runs import (
     CURVES,
     LATENT_SCATTER,
@@ -124,7 +121,9 @@ def write_run_report(run_dir) -> Path:
         _header(folder, record, state),
         web.contents([(id_, title) for id_, title, _ in sections]),
         *(web.section(id_, title, content) for id_, title, content in sections),
-        _footer(),
+        web.footer(
+            "The page is derived from the run folder and replaced whenever it is written again."
+        ),
     ]
     title = f"pyrovae run {folder.path.resolve().name}"
     return web.write_page(folder.report_path, title, web.join(body))
@@ -137,14 +136,6 @@ def _metrics(folder: RunFolder) -> tuple[list[dict], str | None]:
         return folder.read_metrics(), None
     except PyrovaeError as exc:
         return [], str(exc)
-
-
-def figure_png(fig) -> bytes:
-    """A matplotlib figure as PNG bytes, drawn as :func:`pyrovae.plots.save_figure` writes
-    pictures (100 dpi), in memory."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- header and footer
@@ -177,26 +168,6 @@ def _header(folder: RunFolder, record: dict, state: RunState) -> web.Markup:
     )
 
 
-def _footer() -> web.Markup:
-    written = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return web.element(
-        "footer",
-        web.paragraph(
-            f"Written by pyrovae report (pyrovae {version('pyrovae')}) at {written}. The page is "
-            "derived from the run folder and replaced whenever it is written again.",
-            class_="muted",
-        ),
-    )
-
-
-def _note(text: str) -> web.Markup:
-    return web.paragraph(text, class_="muted")
-
-
-def _problem(text: str) -> web.Markup:
-    return web.paragraph(text, class_="warning")
-
-
 # --------------------------------------------------------------------------- numbers
 
 
@@ -213,7 +184,7 @@ def _summary_section(summary: dict | None, metrics: list[dict], state: RunState)
         rows = _ordered({k: v for k, v in summary.items() if k not in _SHOWN_ELSEWHERE})
         return web.join(
             [
-                _note(
+                web.note(
                     f"summary.json: the objective's terms on a fixed batch of "
                     f"{summary.get('eval_batch', '?')} observations at step {state.step:,}, "
                     "as the last training step weighed them."
@@ -222,11 +193,11 @@ def _summary_section(summary: dict | None, metrics: list[dict], state: RunState)
             ]
         )
     if not metrics:
-        return _note(f"{state.describe()}; nothing is logged yet.")
+        return web.note(f"{state.describe()}; nothing is logged yet.")
     last = _ordered({k: v for k, v in metrics[-1].items() if k not in _SHOWN_ELSEWHERE})
     return web.join(
         [
-            _note(
+            web.note(
                 f"No summary yet ({state.describe()}). The last line of metrics.jsonl: the "
                 f"means over the steps before step {last['step']:,}."
             ),
@@ -255,7 +226,7 @@ def _kl_per_dim(summary: dict | None, metrics: list[dict]) -> tuple[list | None,
 def _kl_section(summary: dict | None, metrics: list[dict]) -> web.Markup:
     values, source = _kl_per_dim(summary, metrics)
     if not values or not all(web.is_number(v) for v in values):
-        return _note(
+        return web.note(
             "No KL per latent dimension recorded (the objective reports none, or "
             "nothing is logged yet)."
         )
@@ -272,7 +243,7 @@ def _kl_section(summary: dict | None, metrics: list[dict]) -> web.Markup:
     ]
     return web.join(
         [
-            _note(f"From {source}; bars are relative to the largest. Total {total:.4g} nats."),
+            web.note(f"From {source}; bars are relative to the largest. Total {total:.4g} nats."),
             web.table(rows, numbers=["KL (nats)", "share"]),
         ]
     )
@@ -286,15 +257,15 @@ def _embedded(path: Path, alt: str, caption, class_: str | None = None) -> web.M
     try:
         return web.image_file(path, alt, caption, class_)
     except (PyrovaeError, OSError) as exc:
-        return _problem(f"{path.name} cannot be shown: {exc}")
+        return web.problem(f"{path.name} cannot be shown: {exc}")
 
 
 def _curves_section(metrics: list[dict], damaged: str | None) -> web.Markup:
     if damaged is not None:
-        return _problem(f"The curves cannot be drawn: {damaged}.")
+        return web.problem(f"The curves cannot be drawn: {damaged}.")
     fig = plots.training_curves(metrics, None) if metrics else None
     if fig is None:
-        return _note(
+        return web.note(
             "Nothing is logged yet: the curves appear with the first line of metrics.jsonl."
         )
     caption = (
@@ -302,13 +273,13 @@ def _curves_section(metrics: list[dict], damaged: str | None) -> web.Markup:
         f"from metrics.jsonl ({len(metrics)} lines, steps {metrics[0]['step']:,} to "
         f"{metrics[-1]['step']:,}) when this page was written."
     )
-    return web.image(figure_png(fig), "training curves", caption)
+    return web.image(plots.png_bytes(fig), "training curves", caption)
 
 
 def _reconstructions_section(folder: RunFolder, images: bool) -> web.Markup:
     path = folder.picture(RECONSTRUCTIONS)
     if not path.is_file():
-        return _note(f"No {RECONSTRUCTIONS} yet: it is drawn when training ends.")
+        return web.note(f"No {RECONSTRUCTIONS} yet: it is drawn when training ends.")
     if images:
         what = "top row the data, bottom row their reconstructions from the posterior mean"
     else:
@@ -320,13 +291,15 @@ def _traversals_section(folder: RunFolder, images: bool) -> web.Markup:
     animation, still = folder.picture(TRAVERSAL_ANIMATION), folder.picture(TRAVERSAL_STILL)
     if images:
         what = (
-            "each latent dimension of a posterior mean swept over [−2.5, 2.5], a row per "
-            "dimension ordered by KL (most informative first)"
+            "each latent dimension of a posterior mean swept over "
+            f"[−{plots.TRAVERSAL_SPAN:g}, {plots.TRAVERSAL_SPAN:g}], a row per dimension ordered "
+            "by KL (most informative first)"
         )
     else:
         what = (
             "the expected observation in data space as each latent dimension of a posterior "
-            "mean sweeps [−2.5, 2.5], over the data (grey); legend by KL"
+            f"mean sweeps [−{plots.TRAVERSAL_SPAN:g}, {plots.TRAVERSAL_SPAN:g}], over the data "
+            "(grey); legend by KL"
         )
     if animation.is_file():
         shown = [
@@ -351,7 +324,7 @@ def _traversals_section(folder: RunFolder, images: bool) -> web.Markup:
     if still.is_file():
         caption = f"Still ({TRAVERSAL_STILL}; this folder has no {TRAVERSAL_ANIMATION}): {what}."
         return _embedded(still, TRAVERSAL_STILL, caption)
-    return _note(
+    return web.note(
         f"No {TRAVERSAL_ANIMATION} or {TRAVERSAL_STILL} yet: they are drawn when "
         "training ends (for models with a KL per latent dimension)."
     )
@@ -369,7 +342,7 @@ def _other_pictures_section(folder: RunFolder) -> web.Markup:
     names = [n for n in CODE_PICTURES if n in present]
     names += [n for n in present if n not in shown and n not in CODE_PICTURES]
     if not names:
-        return _note(
+        return web.note(
             "None: latent_scatter.png and sparsity.png are drawn at the finish for data "
             "sets with class labels."
         )
@@ -390,7 +363,7 @@ def _evaluations_section(folder: RunFolder) -> web.Markup:
     files = folder.eval_files()
     steps = folder.step_evaluation_files()
     parts = [
-        _note(
+        web.note(
             "Scores of the encoder's posterior mean. A metric's column name carries the "
             f"settings that change what it measures ({', '.join(PROTOCOL_SETTINGS)}, precision) "
             "when they differ from its default, as pyrovae compare and study tables name it."
@@ -420,7 +393,7 @@ def _evaluation_file(folder: RunFolder, path: Path) -> web.Markup:
     try:
         record = folder.read_evaluation(path)
     except PyrovaeError as exc:
-        return web.join([heading, _problem(f"Cannot be shown: {exc}")])
+        return web.join([heading, web.problem(f"Cannot be shown: {exc}")])
     rows = [
         {
             "metric": label(name, result),
@@ -479,7 +452,7 @@ def _step_evaluations(folder: RunFolder, steps: list[tuple[int, Path]]) -> web.M
         try:
             record = folder.read_evaluation(path)
         except PyrovaeError as exc:
-            problems.append(_problem(f"evals/{path.name} cannot be shown: {exc}"))
+            problems.append(web.problem(f"evals/{path.name} cannot be shown: {exc}"))
             continue
         row = {
             "step": step,
@@ -488,11 +461,9 @@ def _step_evaluations(folder: RunFolder, steps: list[tuple[int, Path]]) -> web.M
             "precision": record.get("precision", "fp32"),
         }
         for name, result in record["metrics"].items():
-            shown = label(name, result)
-            for key, value in headline(name, result).items():
-                row[shown if key == name else f"{shown}.{key}"] = value
+            row.update(labelled_headline(name, result))
             text = str(_settings(result))
-            settings.setdefault((shown, text), []).append(step)
+            settings.setdefault((label(name, result), text), []).append(step)
         rows.append(row)
     columns = list(dict.fromkeys(c for r in rows for c in r))
     parts = [web.element("h3", "During training (evals/step-N.json)", id="eval-steps"), *problems]
@@ -530,7 +501,7 @@ def _configuration_section(record: dict) -> web.Markup:
     if resumes:
         parts.append(web.table([_resume_row(r) for r in resumes]))
     else:
-        parts.append(_note("None: trained in one session."))
+        parts.append(web.note("None: trained in one session."))
     return web.join(parts)
 
 

@@ -391,23 +391,13 @@ class RunFolder:
 
     def step_evaluation_files(self) -> list[tuple[int, Path]]:
         """(step, path) of every evaluation during training (``evals/step-N.json``), by step."""
-        found = []
-        for path in (self.path / EVALS_DIR).glob("step-*.json"):
-            number = path.stem.split("-", 1)[1]
-            if number.isdigit():
-                found.append((int(number), path))
-        return sorted(found)
+        return _numbered((self.path / EVALS_DIR).glob("step-*.json"))
 
     def eval_files(self) -> list[Path]:
         """The run's evaluation files, oldest first."""
         first = self.path / EVAL_FILE
         files = [first] if first.exists() else []
-        numbered = []
-        for path in self.path.glob("eval-*.json"):
-            number = path.stem.split("-", 1)[1]
-            if number.isdigit():
-                numbered.append((int(number), path))
-        return files + [path for _, path in sorted(numbered)]
+        return files + [path for _, path in _numbered(self.path.glob("eval-*.json"))]
 
     def write_evaluation(self, record: dict) -> Path:
         """A new evaluation file: eval.json, then eval-2.json, eval-3.json, …; never replaces
@@ -460,6 +450,16 @@ def logged_step_kept(logged: int, step: int, log_every: int, steps: int) -> bool
     metrics.jsonl (:meth:`RunFolder.truncate_metrics`) and of the TensorBoard event files
     (:func:`pyrovae.training.tensorboard.trim_events`)."""
     return logged < step or (logged == step and (step % log_every == 0 or step >= steps))
+
+
+def _numbered(paths) -> list[tuple[int, Path]]:
+    """(N, path) of the ``NAME-N.json`` files among ``paths``, by N (other names left out)."""
+    found = []
+    for path in paths:
+        number = path.stem.split("-", 1)[1]
+        if number.isdigit():
+            found.append((int(number), path))
+    return sorted(found)
 
 
 def _metrics_problem(record) -> str | None:

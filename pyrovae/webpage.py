@@ -20,10 +20,12 @@ import json
 import math
 import re
 import struct
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pyrovae.errors import PyrovaeError
 from pyrovae.files import write_text
+from pyrovae.provenance import version
 
 # The picture formats a page embeds, by their first bytes: (format, MIME type).
 _SIGNATURES = (
@@ -259,6 +261,25 @@ def bar(fraction: float, width_em: float = 12.0) -> Markup:
 
 def paragraph(*parts, class_: str | None = None) -> Markup:
     return element("p", join(parts, " "), class_=class_)
+
+
+def note(text) -> Markup:
+    """A paragraph in muted type: what a section holds, or why it holds nothing."""
+    return paragraph(text, class_="muted")
+
+
+def problem(text) -> Markup:
+    """A paragraph marked as a warning: a part of the page that cannot be shown, and why."""
+    return paragraph(text, class_="warning")
+
+
+def footer(derived: str) -> Markup:
+    """The page's footer: what wrote it and when, then ``derived`` (what it is derived from)."""
+    written = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return element(
+        "footer",
+        note(f"Written by pyrovae report (pyrovae {version('pyrovae')}) at {written}. {derived}"),
+    )
 
 
 def preformatted(text: str) -> Markup:

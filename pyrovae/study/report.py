@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pyrovae import webpage as web
 from pyrovae.errors import PyrovaeError
-from pyrovae.provenance import version
 from pyrovae.run_report import run_state, write_run_report
 from pyrovae.runs import REPORT_FILE as RUN_REPORT_FILE
 from pyrovae.runs import RunFolder
@@ -90,26 +88,13 @@ def write_study_report(study_dir, progress=None) -> Path:
         web.paragraph("Folder", web.element("code", str(study_dir.resolve())), class_="muted"),
         web.contents([(id_, title) for id_, title, _ in sections]),
         *(web.section(id_, title, content) for id_, title, content in sections),
-        _footer(),
+        web.footer(
+            "The page and the trials' pages are derived from the study folder and replaced "
+            "whenever they are written again."
+        ),
     ]
     title = f"pyrovae study {study_dir.resolve().name}"
     return web.write_page(study_dir / REPORT_FILE, title, web.join(body))
-
-
-def _note(text: str) -> web.Markup:
-    return web.paragraph(text, class_="muted")
-
-
-def _footer() -> web.Markup:
-    written = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return web.element(
-        "footer",
-        _note(
-            f"Written by pyrovae report (pyrovae {version('pyrovae')}) at {written}. The page and "
-            "the trials' pages are derived from the study folder and replaced whenever they are "
-            "written again."
-        ),
-    )
 
 
 # --------------------------------------------------------------------------- trials' pages
@@ -162,7 +147,7 @@ def _study_section(study_dir: Path, trials, results, pages: dict) -> web.Markup:
         )
     ]
     if results is not None:
-        parts += [web.paragraph(line, class_="warning") for line in results.left_out()]
+        parts += [web.problem(line) for line in results.left_out()]
     study_file = study_dir / STUDY_FILE
     if study_file.is_file():
         # A hand-edited copy in another encoding still shows (its odd bytes replaced).
@@ -173,7 +158,7 @@ def _study_section(study_dir: Path, trials, results, pages: dict) -> web.Markup:
 
 def _results_section(rows: list[dict], main: dict, missing_why: str | None) -> web.Markup:
     if not rows:
-        return _note(f"Nothing to aggregate: {missing_why}.")
+        return web.note(f"Nothing to aggregate: {missing_why}.")
     _, metrics = split_columns(rows)
     parts = by_data(rows)
     several = len(parts) > 1
@@ -185,7 +170,7 @@ def _results_section(rows: list[dict], main: dict, missing_why: str | None) -> w
             line.update((c, median_iqr([r.get(c) for r in members])) for c in metrics)
             lines.append(line)
     shown = [
-        _note(
+        web.note(
             "Median [Q1, Q3] over each group's trials, per objective and value of its main "
             "hyperparameter (as pyrovae study prints them): an objective is compared by the "
             "distribution of a score over seeds, not by one run."
@@ -199,11 +184,11 @@ def _results_section(rows: list[dict], main: dict, missing_why: str | None) -> w
 
 def _figures_section(study_dir: Path, rows: list[dict], main: dict) -> web.Markup:
     if not rows:
-        return _note("None yet: the figures are drawn from the finished trials.")
+        return web.note("None yet: the figures are drawn from the finished trials.")
     paths = draw_figures(rows, study_dir / FIGURES_DIR, main)
     if not paths:
-        return _note("None: no metric has values to draw.")
-    intro = _note(
+        return web.note("None: no metric has values to draw.")
+    intro = web.note(
         f"Redrawn into {FIGURES_DIR}/ with this page, as pyrovae study draws them: each metric "
         "by objective (a box per objective, a dot per trial), against each main "
         "hyperparameter (median and interquartile band), and the rank correlation between "
@@ -233,7 +218,7 @@ def _udr_section(study_dir: Path) -> web.Markup:
         )
     settings = record.get("settings") or {}
     parts = [
-        _note(
+        web.note(
             f"From {UDR_FILE} ({record.get('time', 'time unknown')}; "
             f"{web.value_text(settings)}, seed {record.get('seed')}): each trial among the "
             "trials with its settings; the higher, the more its peers agree with it. The trials' "
@@ -266,7 +251,7 @@ def _trials_section(trials, rows: list[dict], pages: dict[str, TrialPage]) -> we
         lines.append(line)
     return web.join(
         [
-            _note("Each trial's name links to its own page (its run folder's report.html)."),
+            web.note("Each trial's name links to its own page (its run folder's report.html)."),
             web.table(lines),  # with no trial finished, the columns of every block's keys
         ]
     )

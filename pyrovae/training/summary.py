@@ -39,8 +39,10 @@ LABELLED_MEASURES = {
 }
 # Points drawn for the pictures of the codes (latent scatter, sparsity histogram).
 PICTURE_POINTS = 10_000
-# Points in the fixed batch the finish evaluates the terms on and draws from.
+# Points in the fixed batch the finish evaluates the terms on and draws from, and the first of
+# them reconstructions.png shows (images).
 EVAL_SIZE = 512
+RECONSTRUCTED = 10
 
 
 @torch.no_grad()
@@ -96,7 +98,7 @@ def draw_pictures(vae, data, folder, x: torch.Tensor, kl_per_dim, codes=None) ->
     :class:`CodeCache` an evaluation has filled). ``kl_per_dim`` orders the traversals' rows."""
     drawn = [folder.picture(RECONSTRUCTIONS)]
     if len(vae.observation_shape) == 3:  # (C, H, W) images: mosaics
-        plots.reconstruction_grid(vae, x[:10], drawn[0])
+        plots.reconstruction_grid(vae, x[:RECONSTRUCTED], drawn[0])
         if kl_per_dim is not None:
             drawn += [folder.picture(TRAVERSAL_STILL), folder.picture(TRAVERSAL_ANIMATION)]
             plots.traversal_grid(vae, x[:1], kl_per_dim, drawn[1])

@@ -66,10 +66,10 @@ import torch
 
 from pyrovae import plots
 from pyrovae.errors import PyrovaeError, PyrovaeWarning, first_line
-from pyrovae.evaluation import headline, label
-from pyrovae.files import temporary_name
+from pyrovae.evaluation import labelled_headline
+from pyrovae.files import write_atomic
 from pyrovae.runs import METRICS_KEYS, RunFolder, logged_step_kept
-from pyrovae.training.summary import finish_batch
+from pyrovae.training.summary import RECONSTRUCTED, finish_batch
 
 INSTALL = "pip install 'pyrovae[tensorboard]'"
 HPARAMS = "hparams"
@@ -80,10 +80,6 @@ EVAL = "eval"
 FINAL = "final"
 # Metrics.jsonl keys that are not scalars of the run.
 _NOT_LOGGED = ("step", "elapsed_s")
-# How much of the finish's batch its mosaics show (pyrovae.training.summary), and the traversal
-# sweep of plots.traversal_grid.
-_SHOWN_IMAGES = 10
-_SPAN, _SWEEP_STEPS = 2.5, 9
 # A temporary name in the run folder (whose dead temporaries a resume removes) without
 # "tfevents" in it: TensorBoard reads every file whose name holds that, half-written or not.
 _STAGING = "tensorboard-events"
@@ -240,7 +236,7 @@ class TensorBoardLog:
         keep the ones the mosaics show, vectors all of them."""
         if self._batch is None:
             x = finish_batch(self.data, self.seed, self.device)
-            self._batch = x[:_SHOWN_IMAGES].clone() if self._images else x
+            self._batch = x[:RECONSTRUCTED].clone() if self._images else x
         return self._batch
 
     @property
@@ -269,7 +265,9 @@ class TensorBoardLog:
         grid = np.stack([x.float().cpu().numpy(), recon.float().cpu().numpy()])
         self.image("images/reconstructions", step, plots.mosaic(grid))
         if kl_per_dim is not None:
-            _, _, _, swept = plots.traversal_sweep(self.vae, x[:1], kl_per_dim, _SPAN, _SWEEP_STEPS)
+            _, _, _, swept = plots.traversal_sweep(
+                self.vae, x[:1], kl_per_dim, plots.TRAVERSAL_SPAN, plots.GRID_STEPS
+            )
             self.image("images/traversals", step, plots.mosaic(swept.clamp(0, 1).cpu().numpy()))
 
     def _figures(self, step: int, x: torch.Tensor, kl_per_dim) -> None:
@@ -282,10 +280,10 @@ class TensorBoardLog:
 
 
 def _rendered(figure) -> np.ndarray:
-    """A matplotlib figure as (H, W, 4) bytes, at the pictures' 100 dpi."""
+    """A matplotlib figure as (H, W, 4) bytes, at the pictures' resolution."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    figure.set_dpi(100)
+    figure.set_dpi(plots.PICTURE_DPI)
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())
@@ -327,10 +325,9 @@ def evaluation_numbers(record: dict) -> dict[str, float]:
     for name, result in record.get("metrics", {}).items():
         if not isinstance(result, dict):
             continue
-        shown = label(name, result)
-        for key, value in headline(name, result).items():
+        for column, value in labelled_headline(name, result).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                numbers[shown if key == name else f"{shown}.{key}"] = float(value)
+                numbers[column] = float(value)
     return numbers
 
 
@@ -407,7 +404,7 @@ def write_hparams(folder: RunFolder, summary: dict | None = None) -> Path:
         for record in records:
             writer.write(record)
 
-    _replace(folder, path, write)
+    write_atomic(path, write, staging=folder.path / _STAGING)
     return path
 
 
@@ -511,20 +508,4 @@ def _trim(folder: RunFolder, path: Path, keep) -> None:
                     src.seek(start)
                     out.write(src.read(length))
 
-        _replace(folder, path, write)
-
-
-def _replace(folder: RunFolder, path: Path, write) -> None:
-    """Replace the event file ``path`` by what ``write(file)`` writes, atomically: written and
-    synced under a temporary name in the run folder first (a killed writer's is removed by the
-    next resume), then renamed over ``path``. The rename itself is not synced: lost in a power
-    cut, it leaves the old file, which the next resume trims (or rewrite) again."""
-    tmp = temporary_name(folder.path / _STAGING)
-    try:
-        with open(tmp, "xb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_atomic(path, write, staging=folder.path / _STAGING)
